@@ -1,0 +1,50 @@
+/*
+ * offload — public names of the OpenSSL provider that runs crypto on
+ * worker threads and pauses the calling ASYNC_JOB meanwhile.
+ *
+ * Applications need only these strings: the provider name to load,
+ * the keys of its openssl.cnf section, and the counters readable with
+ * OSSL_PROVIDER_get_params().
+ */
+#ifndef OFFLOAD_H
+#define OFFLOAD_H
+
+#define OFFLOAD_PROVIDER_NAME "offload"
+
+/* Keys of the provider's section in openssl.cnf. */
+#define OFFLOAD_CONF_WORKERS      "workers"      /* worker threads, 1..256; default: online CPUs */
+#define OFFLOAD_CONF_QUEUE_DEPTH  "queue_depth"  /* bounded queue length, 1..1048576; default 1024 */
+#define OFFLOAD_CONF_INLINE_BELOW "inline_below" /* cipher bytes kept inline, 0..1048576 */
+#define OFFLOAD_CONF_OFFLOAD      "offload"      /* families: "all", "none" or a comma list */
+#define OFFLOAD_CONF_SPIN_US      "spin_us"      /* worker busy-wait before sleeping, 0..10000 */
+#define OFFLOAD_CONF_DEBUG        "debug"        /* 0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) */
+
+/* Family names used in the "offload" key and in counter names. */
+#define OFFLOAD_FAMILY_SIGNATURE "signature"
+#define OFFLOAD_FAMILY_KEYEXCH   "keyexch"
+#define OFFLOAD_FAMILY_CIPHER    "cipher"
+#define OFFLOAD_FAMILY_KEYGEN    "keygen"
+
+/*
+ * Counters (OSSL_PARAM_UNSIGNED_INTEGER, uint64_t) readable with
+ * OSSL_PROVIDER_get_params(). Each exists as a total, "offload-<counter>",
+ * and per family, "offload-<family>-<counter>", e.g.
+ * "offload-signature-offloaded".
+ */
+#define OFFLOAD_STAT_OFFLOADED  "offloaded"  /* handed to a worker */
+#define OFFLOAD_STAT_INLINE     "inline"     /* ran on the calling thread */
+#define OFFLOAD_STAT_COMPLETED  "completed"  /* finished by a worker */
+#define OFFLOAD_STAT_FAILED     "failed"     /* finished (anywhere) with an error */
+#define OFFLOAD_STAT_QUEUE_FULL "queue-full" /* submit refused: queue at queue_depth */
+#define OFFLOAD_STAT_PAUSES     "pauses"     /* ASYNC_pause_job calls made */
+
+/* Totals only. */
+#define OFFLOAD_PARAM_QUEUE_HIGH_WATER "offload-queue-high-water"
+#define OFFLOAD_PARAM_WORKERS          "offload-workers"
+#define OFFLOAD_PARAM_IN_FLIGHT        "offload-in-flight"
+
+/* Environment variable: a file the provider rewrites with its counters. */
+#define OFFLOAD_ENV_STATS_FILE "OFFLOAD_STATS_FILE"
+#define OFFLOAD_ENV_DEBUG      "OFFLOAD_DEBUG"
+
+#endif

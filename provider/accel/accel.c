@@ -1,0 +1,278 @@
+/*
+ * Worker threads and the shared bounded queue.
+ *
+ * Workers start at the first submit (so a fork()ed child gets fresh ones),
+ * take one request at a time and never sleep while the queue holds work.
+ * When it empties, one worker busy-waits for spin_us before sleeping: a
+ * thread woken on the other core costs ~90 us here, more than an ECDSA
+ * signature, while a job that just completed usually submits again
+ * within a few microseconds.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "accel/accel.h"
+#include "accel/wake.h"
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* workers sleep here */
+    struct offload_queue q;
+    _Atomic size_t qlen; /* q.count, readable without the lock by spinners */
+    pthread_t *threads;
+    unsigned nthreads;
+    unsigned nsleep, nspin;
+    int stopping;
+    unsigned users;
+    _Atomic unsigned in_flight;
+    size_t high_water; /* survives queue re-creation */
+} A = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .work = PTHREAD_COND_INITIALIZER,
+};
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Called with A.lock held and the queue empty; returns with it held. */
+static void worker_idle(void)
+{
+    if (offload_conf.spin_us > 0 && A.nspin == 0) {
+        uint64_t deadline = now_ns() + (uint64_t)offload_conf.spin_us * 1000u;
+        unsigned i = 0;
+
+        A.nspin++;
+        pthread_mutex_unlock(&A.lock);
+        while (atomic_load_explicit(&A.qlen, memory_order_relaxed) == 0) {
+            cpu_relax();
+            if ((++i & 63) == 0 && now_ns() > deadline)
+                break;
+        }
+        pthread_mutex_lock(&A.lock);
+        A.nspin--;
+        if (A.q.count > 0 || A.stopping)
+            return;
+    }
+    A.nsleep++;
+    pthread_cond_wait(&A.work, &A.lock);
+    A.nsleep--;
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&A.lock);
+    for (;;) {
+        struct offload_req *req = offload_queue_pop(&A.q);
+
+        if (req != NULL) {
+            uint32_t s = atomic_load(&req->state);
+
+            atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
+            /* Keep a sleeper's bit; the submitter can no longer take it back. */
+            while (!atomic_compare_exchange_weak(&req->state, &s,
+                                                 (s & REQ_SLEEPER) | REQ_RUNNING))
+                ;
+            pthread_mutex_unlock(&A.lock);
+            offload_req_execute(req);
+            offload_count(req->family, OFFLOAD_ST_COMPLETED);
+            if (req->result <= 0)
+                offload_count(req->family, OFFLOAD_ST_FAILED);
+            atomic_fetch_sub_explicit(&A.in_flight, 1, memory_order_relaxed);
+            offload_req_complete(req);
+            offload_req_put(req);
+            pthread_mutex_lock(&A.lock);
+            continue;
+        }
+        if (A.stopping)
+            break;
+        worker_idle();
+    }
+    pthread_mutex_unlock(&A.lock);
+    OFFLOAD_DEBUG("worker exits");
+    return NULL;
+}
+
+/* In a fork()ed child only the forking thread exists: forget the workers. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&A.lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&A.lock);
+}
+
+static void atfork_child(void)
+{
+    pthread_mutex_init(&A.lock, NULL);
+    pthread_cond_init(&A.work, NULL);
+    /*
+     * Queued requests belong to the parent's jobs: the child never runs
+     * them (their eventfds are the parent's). Their memory is dropped with
+     * the queue's slots, not freed: it is shared with nothing here.
+     */
+    A.q.head = A.q.count = 0;
+    atomic_store(&A.qlen, 0);
+    free(A.threads);
+    A.threads = NULL;
+    A.nthreads = A.nsleep = A.nspin = 0;
+    atomic_store(&A.in_flight, 0);
+    atomic_fetch_add(&offload_fork_gen, 1);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+int offload_accel_acquire(void)
+{
+    int ok = 1;
+
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&A.lock);
+    if (A.users == 0) {
+        ok = offload_queue_init(&A.q, offload_conf.queue_depth);
+        A.stopping = 0;
+    }
+    if (ok)
+        A.users++;
+    pthread_mutex_unlock(&A.lock);
+    return ok;
+}
+
+void offload_accel_release(void)
+{
+    pthread_t *threads;
+    unsigned i, n;
+
+    pthread_mutex_lock(&A.lock);
+    if (A.users == 0 || --A.users > 0) {
+        pthread_mutex_unlock(&A.lock);
+        return;
+    }
+    /* Last user: workers drain the queue, then exit. */
+    A.stopping = 1;
+    pthread_cond_broadcast(&A.work);
+    threads = A.threads;
+    n = A.nthreads;
+    A.threads = NULL;
+    A.nthreads = 0;
+    pthread_mutex_unlock(&A.lock);
+    for (i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+    pthread_mutex_lock(&A.lock);
+    if (A.q.high_water > A.high_water)
+        A.high_water = A.q.high_water;
+    offload_queue_fini(&A.q);
+    pthread_mutex_unlock(&A.lock);
+    OFFLOAD_DEBUG("accelerator stopped, %u workers joined", n);
+}
+
+/* With A.lock held. */
+static int start_workers(void)
+{
+    unsigned i, n = offload_conf.workers;
+
+    A.threads = calloc(n, sizeof(*A.threads));
+    if (A.threads == NULL)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (pthread_create(&A.threads[i], NULL, worker_main, NULL) != 0)
+            break;
+    }
+    A.nthreads = i;
+    if (i == 0) {
+        free(A.threads);
+        A.threads = NULL;
+        return 0;
+    }
+    OFFLOAD_DEBUG("started %u workers, queue depth %zu", i, A.q.cap);
+    return 1;
+}
+
+int offload_accel_submit(struct offload_req *req)
+{
+    pthread_mutex_lock(&A.lock);
+    if (A.stopping || A.users == 0 || (A.nthreads == 0 && !start_workers())) {
+        pthread_mutex_unlock(&A.lock);
+        return 0;
+    }
+    atomic_store_explicit(&req->state, REQ_QUEUED, memory_order_relaxed);
+    if (!offload_queue_push(&A.q, req)) {
+        pthread_mutex_unlock(&A.lock);
+        atomic_store_explicit(&req->state, REQ_NEW, memory_order_relaxed);
+        offload_count(req->family, OFFLOAD_ST_QUEUE_FULL);
+        return 0;
+    }
+    offload_req_up(req); /* the worker's reference */
+    atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&A.in_flight, 1, memory_order_relaxed);
+    if (A.nsleep > 0 && A.q.count > A.nspin)
+        pthread_cond_signal(&A.work);
+    pthread_mutex_unlock(&A.lock);
+    return 1;
+}
+
+int offload_accel_take_back(struct offload_req *req)
+{
+    int taken = 0;
+
+    pthread_mutex_lock(&A.lock);
+    if ((atomic_load(&req->state) & REQ_STATE_MASK) == REQ_QUEUED &&
+        offload_queue_remove(&A.q, req)) {
+        atomic_store(&req->state, REQ_TAKEN);
+        atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&A.in_flight, 1, memory_order_relaxed);
+        taken = 1;
+    }
+    pthread_mutex_unlock(&A.lock);
+    if (taken)
+        offload_req_put(req); /* the worker's reference, never used */
+    return taken;
+}
+
+unsigned offload_accel_in_flight(void)
+{
+    return atomic_load_explicit(&A.in_flight, memory_order_relaxed);
+}
+
+size_t offload_accel_high_water(void)
+{
+    size_t hw;
+
+    pthread_mutex_lock(&A.lock);
+    hw = A.q.high_water > A.high_water ? A.q.high_water : A.high_water;
+    pthread_mutex_unlock(&A.lock);
+    return hw;
+}
+
+unsigned offload_accel_workers(void)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&A.lock);
+    n = A.nthreads;
+    pthread_mutex_unlock(&A.lock);
+    return n;
+}

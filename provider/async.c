@@ -1,0 +1,129 @@
+/*
+ * Every ASYNC_* call of the provider: the wait fd of a job's
+ * ASYNC_WAIT_CTX, callback mode, the pause loop and the drain.
+ *
+ * Workers never see an ASYNC_JOB or an ASYNC_WAIT_CTX: a request carries
+ * only the waiter (refcounted eventfd) and, in callback mode, the
+ * callback and its argument captured here on the job's thread.
+ */
+#include <unistd.h>
+#include <openssl/async.h>
+
+#include "accel/wake.h"
+#include "async.h"
+
+/* One key for the whole process: one wait fd per ASYNC_WAIT_CTX, however many instances. */
+static const char waiter_key;
+
+static void waiter_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd,
+                           void *custom)
+{
+    struct offload_waiter *w = custom;
+
+    (void)ctx;
+    (void)key;
+    (void)fd;
+    offload_waiter_kill(w);
+    offload_waiter_put(w); /* the ctx's reference */
+}
+
+/* The waiter of |wctx|, created and registered on first use. */
+static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
+{
+    struct offload_waiter *w = NULL, *old = NULL;
+    OSSL_ASYNC_FD fd;
+    void *custom = NULL;
+
+    if (ASYNC_WAIT_CTX_get_fd(wctx, &waiter_key, &fd, &custom) && custom != NULL) {
+        w = custom;
+        if (w->fork_gen == atomic_load_explicit(&offload_fork_gen, memory_order_relaxed))
+            return w;
+        /*
+         * Created before a fork(): that eventfd is shared with the parent.
+         * Give this ctx a new one (made first, so its number differs).
+         */
+        old = w;
+        ASYNC_WAIT_CTX_clear_fd(wctx, &waiter_key);
+    }
+    w = offload_waiter_new();
+    if (old != NULL) {
+        offload_waiter_kill(old);
+        close(old->efd);
+        old->efd = -1;
+        offload_waiter_put(old);
+    }
+    if (w == NULL)
+        return NULL;
+    if (!ASYNC_WAIT_CTX_set_wait_fd(wctx, &waiter_key, w->efd, w, waiter_cleanup)) {
+        offload_waiter_put(w);
+        return NULL;
+    }
+    OFFLOAD_DEBUG("wait ctx %p: eventfd %d", (void *)wctx, w->efd);
+    return w;
+}
+
+int offload_async_wanted(enum offload_family f)
+{
+    return offload_family_enabled(f) && ASYNC_get_current_job() != NULL;
+}
+
+int offload_async_run_inline(struct offload_req *req)
+{
+    offload_count(req->family, OFFLOAD_ST_INLINE);
+    req->result = req->run(req);
+    if (req->result <= 0)
+        offload_count(req->family, OFFLOAD_ST_FAILED);
+    return req->result;
+}
+
+static void pause_job(enum offload_family f)
+{
+    offload_count(f, OFFLOAD_ST_PAUSES);
+    ASYNC_pause_job();
+}
+
+int offload_async_run(struct offload_req *req)
+{
+    ASYNC_JOB *job = ASYNC_get_current_job();
+    ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
+    struct offload_waiter *w = wctx != NULL ? waiter_for(wctx) : NULL;
+    int cbmode, submitted;
+
+    if (w == NULL)
+        return offload_async_run_inline(req);
+    cbmode = ASYNC_WAIT_CTX_get_callback(wctx, &req->cb, &req->cbarg);
+    if (!cbmode)
+        req->cb = NULL;
+    offload_waiter_up(w);
+    req->waiter = w;
+    if (cbmode)
+        ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
+    submitted = offload_accel_submit(req);
+    if (!submitted && cbmode) {
+        /* Queue full: the application retries when it sees EAGAIN. */
+        ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_EAGAIN);
+        pause_job(req->family);
+        ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
+        submitted = offload_accel_submit(req);
+    }
+    if (!submitted)
+        return offload_async_run_inline(req); /* never an unbounded queue, never a spin */
+    offload_count(req->family, OFFLOAD_ST_OFFLOADED);
+
+    /* In callback mode always pause: the callback will resume exactly this pause. */
+    if (cbmode || !offload_req_done(req))
+        pause_job(req->family);
+    if (!offload_req_done(req)) {
+        /*
+         * Resumed early, or pauses are blocked (ASYNC_block_pause): run it
+         * here if no worker has started it, else sleep until it is done.
+         */
+        if (offload_accel_take_back(req))
+            return offload_async_run_inline(req);
+        offload_req_wait(req);
+    }
+    if (!cbmode)
+        offload_waiter_drain(w);
+    offload_req_raise_errors(req);
+    return req->result;
+}

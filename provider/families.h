@@ -1,0 +1,13 @@
+/* Each operation family binds to the soft engine at init and offers its table. */
+#ifndef OFFLOAD_FAMILIES_H
+#define OFFLOAD_FAMILIES_H
+
+#include <stddef.h>
+#include <openssl/core.h>
+
+#include "keymgmt.h"
+
+size_t offload_signature_bind(void);
+const OSSL_ALGORITHM *offload_signature_algorithms(void);
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * The provider itself: OSSL_provider_init, configuration, the algorithm
+ * tables, reason strings, counters and teardown. The work is elsewhere:
+ * accel/ (workers, queue, wake), async.c (the ASYNC_* glue), soft.c
+ * (the default provider underneath) and one file per operation family.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include "accel/accel.h"
+#include "families.h"
+#include "prov.h"
+#include "soft.h"
+
+#define OFFLOAD_VERSION "0.1.0"
+
+const char *const offload_family_names[OFFLOAD_FAM_COUNT] = {
+    OFFLOAD_FAMILY_SIGNATURE, OFFLOAD_FAMILY_KEYEXCH, OFFLOAD_FAMILY_CIPHER,
+    OFFLOAD_FAMILY_KEYGEN};
+const char *const offload_stat_names[OFFLOAD_ST_COUNT] = {
+    OFFLOAD_STAT_OFFLOADED, OFFLOAD_STAT_INLINE,     OFFLOAD_STAT_COMPLETED,
+    OFFLOAD_STAT_FAILED,    OFFLOAD_STAT_QUEUE_FULL, OFFLOAD_STAT_PAUSES};
+struct offload_counters offload_stats[OFFLOAD_FAM_COUNT];
+struct offload_config offload_conf;
+int offload_debug_on;
+
+/* Instances alive (one per library context that loaded us). */
+static pthread_mutex_t prov_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned prov_instances;
+static _Atomic int prov_running;
+
+static OSSL_FUNC_core_new_error_fn *c_new_error;
+static OSSL_FUNC_core_set_error_debug_fn *c_set_error_debug;
+static OSSL_FUNC_core_vset_error_fn *c_vset_error;
+static OSSL_FUNC_core_get_params_fn *c_get_params;
+
+int offload_is_running(void)
+{
+    return atomic_load_explicit(&prov_running, memory_order_relaxed);
+}
+
+/* ---- errors ---- */
+
+static const OSSL_ITEM reason_strings[] = {
+    {OFFLOAD_R_BAD_CONFIG, "invalid configuration value"},
+    {OFFLOAD_R_SOFT_ENGINE, "cannot load the default provider as soft engine"},
+    {OFFLOAD_R_NOT_RUNNING, "offload provider is not running"},
+    {OFFLOAD_R_NULL_ARGUMENT, "required argument is NULL"},
+    {OFFLOAD_R_WRONG_KEY_TYPE, "wrong key type for this algorithm"},
+    {OFFLOAD_R_NO_KEY, "no key set"},
+    {OFFLOAD_R_NOT_INITIALISED, "operation not initialised"},
+    {OFFLOAD_R_BUFFER_TOO_SMALL, "output buffer too small"},
+    {OFFLOAD_R_UNSUPPORTED, "operation not supported"},
+    {OFFLOAD_R_ALLOC, "out of memory"},
+    {OFFLOAD_R_ENGINE_FAILED, "accelerator failed"},
+    {OFFLOAD_R_BAD_PARAM, "invalid parameter"},
+    {OFFLOAD_R_BAD_LENGTH, "invalid length"},
+    {OFFLOAD_R_TAG_MISMATCH, "authentication tag mismatch"},
+    {0, NULL}};
+
+void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
+                   const char *func, int reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (pctx == NULL || c_new_error == NULL)
+        return;
+    va_start(ap, fmt);
+    c_new_error(pctx->handle);
+    c_set_error_debug(pctx->handle, file, line, func);
+    c_vset_error(pctx->handle, (uint32_t)reason, fmt, ap);
+    va_end(ap);
+}
+
+void offload_log(const char *fmt, ...)
+{
+    va_list ap;
+    char buf[256];
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "offload[%d]: %s\n", (int)getpid(), buf);
+}
+
+/* ---- configuration ---- */
+
+static int parse_uint(OFFLOAD_PROVCTX *pctx, const char *key, const char *val,
+                      unsigned long lo, unsigned long hi, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = val[0] == '-' ? 0 : strtoul(val, &end, 10);
+    if (val[0] == '-' || val[0] == '\0' || errno != 0 || *end != '\0' || v < lo ||
+        v > hi) {
+        OFFLOAD_RAISE(pctx, OFFLOAD_R_BAD_CONFIG,
+                      "%s = \"%s\": expected an integer from %lu to %lu", key, val, lo,
+                      hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* "all", "none", or a comma list of family names. */
+static int parse_families(OFFLOAD_PROVCTX *pctx, const char *val, unsigned *out)
+{
+    char buf[128], *tok, *save = NULL;
+    unsigned mask = 0;
+    int f;
+
+    if (strcasecmp(val, "all") == 0) {
+        *out = (1u << OFFLOAD_FAM_COUNT) - 1;
+        return 1;
+    }
+    if (strcasecmp(val, "none") == 0) {
+        *out = 0;
+        return 1;
+    }
+    if (strlen(val) >= sizeof(buf))
+        goto bad;
+    strcpy(buf, val);
+    for (tok = strtok_r(buf, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+            if (strcasecmp(tok, offload_family_names[f]) == 0)
+                break;
+        if (f == OFFLOAD_FAM_COUNT)
+            goto bad;
+        mask |= 1u << f;
+    }
+    *out = mask;
+    return 1;
+bad:
+    OFFLOAD_RAISE(pctx, OFFLOAD_R_BAD_CONFIG,
+                  "offload = \"%s\": expected all, none or a comma list of signature, "
+                  "keyexch, cipher, keygen",
+                  val);
+    return 0;
+}
+
+static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
+{
+    const char *workers = NULL, *depth = NULL, *inl = NULL, *fam = NULL, *spin = NULL,
+               *debug = NULL, *env;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&workers, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&depth, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_INLINE_BELOW, (char **)&inl, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&fam, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&spin, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&debug, 0),
+        OSSL_PARAM_END};
+    unsigned long v;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    cfg->workers = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
+    cfg->queue_depth = 1024;
+    cfg->inline_below = 16384;
+    cfg->spin_us = 200;
+    cfg->families = (1u << OFFLOAD_FAM_COUNT) - 1;
+    cfg->debug = 0;
+    if (c_get_params != NULL && !c_get_params(pctx->handle, params))
+        return 0;
+    if (workers != NULL) {
+        if (!parse_uint(pctx, OFFLOAD_CONF_WORKERS, workers, 1, 256, &v))
+            return 0;
+        cfg->workers = (unsigned)v;
+    }
+    if (depth != NULL) {
+        if (!parse_uint(pctx, OFFLOAD_CONF_QUEUE_DEPTH, depth, 1, 1u << 20, &v))
+            return 0;
+        cfg->queue_depth = (unsigned)v;
+    }
+    if (inl != NULL) {
+        if (!parse_uint(pctx, OFFLOAD_CONF_INLINE_BELOW, inl, 0, 1u << 20, &v))
+            return 0;
+        cfg->inline_below = v;
+    }
+    if (spin != NULL) {
+        if (!parse_uint(pctx, OFFLOAD_CONF_SPIN_US, spin, 0, 10000, &v))
+            return 0;
+        cfg->spin_us = (unsigned)v;
+    }
+    if (fam != NULL && !parse_families(pctx, fam, &cfg->families))
+        return 0;
+    if (debug != NULL) {
+        if (!parse_uint(pctx, OFFLOAD_CONF_DEBUG, debug, 0, 1, &v))
+            return 0;
+        cfg->debug = (int)v;
+    }
+    env = getenv(OFFLOAD_ENV_DEBUG);
+    if (env != NULL && strcmp(env, "1") == 0)
+        cfg->debug = 1;
+    return 1;
+}
+
+/* ---- provider params: identity and counters ---- */
+
+#define STAT_PARAM_LEN 48
+static OSSL_PARAM gettable[4 + (OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT + 3 + 1];
+static char stat_keys[(OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT][STAT_PARAM_LEN];
+static pthread_once_t gettable_once = PTHREAD_ONCE_INIT;
+
+static void build_gettable(void)
+{
+    size_t n = 0, k = 0;
+    int f, s;
+
+    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, NULL, 0);
+    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, NULL, 0);
+    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, NULL, 0);
+    gettable[n++] = OSSL_PARAM_construct_int(OSSL_PROV_PARAM_STATUS, NULL);
+    for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
+        for (f = -1; f < OFFLOAD_FAM_COUNT; f++, k++) {
+            if (f < 0)
+                snprintf(stat_keys[k], STAT_PARAM_LEN, "offload-%s", offload_stat_names[s]);
+            else
+                snprintf(stat_keys[k], STAT_PARAM_LEN, "offload-%s-%s",
+                         offload_family_names[f], offload_stat_names[s]);
+            gettable[n++] = OSSL_PARAM_construct_uint64(stat_keys[k], NULL);
+        }
+    }
+    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_QUEUE_HIGH_WATER, NULL);
+    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_WORKERS, NULL);
+    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_IN_FLIGHT, NULL);
+    gettable[n] = OSSL_PARAM_construct_end();
+}
+
+static OSSL_FUNC_provider_gettable_params_fn offload_gettable_params;
+static OSSL_FUNC_provider_get_params_fn offload_get_params;
+static OSSL_FUNC_provider_query_operation_fn offload_query_operation;
+static OSSL_FUNC_provider_get_reason_strings_fn offload_get_reason_strings;
+static OSSL_FUNC_provider_teardown_fn offload_teardown;
+
+static const OSSL_PARAM *offload_gettable_params(void *provctx)
+{
+    (void)provctx;
+    pthread_once(&gettable_once, build_gettable);
+    return gettable;
+}
+
+/* The counter named |key| ("offload-<stat>" or "offload-<family>-<stat>"). */
+static int stat_value(const char *key, uint64_t *out)
+{
+    int f, s;
+    size_t n;
+
+    if (strncmp(key, "offload-", 8) != 0)
+        return 0;
+    key += 8;
+    for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
+        if (strcmp(key, offload_stat_names[s]) == 0) {
+            *out = 0;
+            for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+                *out += atomic_load(&offload_stats[f].v[s]);
+            return 1;
+        }
+    }
+    for (f = 0; f < OFFLOAD_FAM_COUNT; f++) {
+        n = strlen(offload_family_names[f]);
+        if (strncmp(key, offload_family_names[f], n) != 0 || key[n] != '-')
+            continue;
+        for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
+            if (strcmp(key + n + 1, offload_stat_names[s]) == 0) {
+                *out = atomic_load(&offload_stats[f].v[s]);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int offload_get_params(void *provctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p;
+    uint64_t v;
+
+    (void)provctx;
+    for (p = params; p != NULL && p->key != NULL; p++) {
+        int ok = 1;
+
+        if (strcmp(p->key, OSSL_PROV_PARAM_NAME) == 0)
+            ok = OSSL_PARAM_set_utf8_ptr(p, "offload: crypto on worker threads, async jobs");
+        else if (strcmp(p->key, OSSL_PROV_PARAM_VERSION) == 0)
+            ok = OSSL_PARAM_set_utf8_ptr(p, OFFLOAD_VERSION);
+        else if (strcmp(p->key, OSSL_PROV_PARAM_BUILDINFO) == 0)
+            ok = OSSL_PARAM_set_utf8_ptr(p, OFFLOAD_VERSION " (soft engine: default provider)");
+        else if (strcmp(p->key, OSSL_PROV_PARAM_STATUS) == 0)
+            ok = OSSL_PARAM_set_int(p, offload_is_running());
+        else if (strcmp(p->key, OFFLOAD_PARAM_QUEUE_HIGH_WATER) == 0)
+            ok = OSSL_PARAM_set_uint64(p, offload_accel_high_water());
+        else if (strcmp(p->key, OFFLOAD_PARAM_WORKERS) == 0)
+            ok = OSSL_PARAM_set_uint64(p, offload_accel_workers());
+        else if (strcmp(p->key, OFFLOAD_PARAM_IN_FLIGHT) == 0)
+            ok = OSSL_PARAM_set_uint64(p, offload_accel_in_flight());
+        else if (stat_value(p->key, &v))
+            ok = OSSL_PARAM_set_uint64(p, v);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operation_id,
+                                                     int *no_cache)
+{
+    (void)provctx;
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT:
+        return offload_keymgmt_algorithms();
+    case OSSL_OP_SIGNATURE:
+        return offload_signature_algorithms();
+    }
+    return NULL;
+}
+
+static const OSSL_ITEM *offload_get_reason_strings(void *provctx)
+{
+    (void)provctx;
+    return reason_strings;
+}
+
+static void offload_teardown(void *provctx)
+{
+    OFFLOAD_PROVCTX *pctx = provctx;
+
+    pthread_mutex_lock(&prov_lock);
+    if (--prov_instances == 0) {
+        /* Drain and join the workers before the soft engine goes away. */
+        offload_accel_release();
+        atomic_store(&prov_running, 0);
+        offload_soft_release();
+        OFFLOAD_DEBUG("unloaded");
+    } else {
+        offload_accel_release();
+        offload_soft_release();
+    }
+    pthread_mutex_unlock(&prov_lock);
+    free(pctx);
+}
+
+static const OSSL_DISPATCH offload_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))offload_teardown},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))offload_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))offload_get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))offload_query_operation},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))offload_get_reason_strings},
+    {0, NULL}};
+
+OSSL_provider_init_fn OSSL_provider_init;
+
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+    OFFLOAD_PROVCTX *pctx;
+    struct offload_config cfg;
+
+    for (; in->function_id != 0; in++) {
+        switch (in->function_id) {
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            c_new_error = OSSL_FUNC_core_new_error(in);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            c_set_error_debug = OSSL_FUNC_core_set_error_debug(in);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            c_vset_error = OSSL_FUNC_core_vset_error(in);
+            break;
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            c_get_params = OSSL_FUNC_core_get_params(in);
+            break;
+        }
+    }
+    pctx = calloc(1, sizeof(*pctx));
+    if (pctx == NULL)
+        return 0;
+    pctx->handle = handle;
+    if (!read_config(pctx, &cfg))
+        goto err;
+
+    pthread_mutex_lock(&prov_lock);
+    if (prov_instances == 0) {
+        /* The first instance's configuration rules the process-wide accelerator. */
+        offload_conf = cfg;
+        offload_debug_on = cfg.debug;
+    }
+    if (!offload_soft_acquire()) {
+        pthread_mutex_unlock(&prov_lock);
+        OFFLOAD_RAISE(pctx, OFFLOAD_R_SOFT_ENGINE, NULL);
+        goto err;
+    }
+    if (!offload_accel_acquire()) {
+        offload_soft_release();
+        pthread_mutex_unlock(&prov_lock);
+        OFFLOAD_RAISE(pctx, OFFLOAD_R_ALLOC, "queue of %u requests", offload_conf.queue_depth);
+        goto err;
+    }
+    if (prov_instances++ == 0) {
+        size_t nkm = offload_keymgmt_bind();
+        size_t nsig = offload_signature_bind();
+
+        atomic_store(&prov_running, 1);
+        OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures; workers=%u queue_depth=%u "
+                      "inline_below=%zu spin_us=%u",
+                      nkm, nsig, offload_conf.workers, offload_conf.queue_depth,
+                      offload_conf.inline_below, offload_conf.spin_us);
+    }
+    pthread_mutex_unlock(&prov_lock);
+    *out = offload_dispatch;
+    *provctx = pctx;
+    return 1;
+err:
+    free(pctx);
+    return 0;
+}

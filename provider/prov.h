@@ -1,0 +1,106 @@
+/*
+ * Internal header shared by every file of the provider: the provider
+ * context, reason codes, error raising, counters and the debug log.
+ */
+#ifndef OFFLOAD_PROV_H
+#define OFFLOAD_PROV_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+
+#include "offload.h"
+
+struct offload_soft;
+
+typedef struct offload_provctx {
+    const OSSL_CORE_HANDLE *handle;
+    struct offload_soft *soft; /* the soft engine (shared, refcounted) */
+} OFFLOAD_PROVCTX;
+
+/* Reason codes, strings in offload_prov.c. */
+enum {
+    OFFLOAD_R_BAD_CONFIG = 1,
+    OFFLOAD_R_SOFT_ENGINE,
+    OFFLOAD_R_NOT_RUNNING,
+    OFFLOAD_R_NULL_ARGUMENT,
+    OFFLOAD_R_WRONG_KEY_TYPE,
+    OFFLOAD_R_NO_KEY,
+    OFFLOAD_R_NOT_INITIALISED,
+    OFFLOAD_R_BUFFER_TOO_SMALL,
+    OFFLOAD_R_UNSUPPORTED,
+    OFFLOAD_R_ALLOC,
+    OFFLOAD_R_ENGINE_FAILED,
+    OFFLOAD_R_BAD_PARAM,
+    OFFLOAD_R_BAD_LENGTH,
+    OFFLOAD_R_TAG_MISMATCH,
+};
+
+void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
+                   const char *func, int reason, const char *fmt, ...);
+#define OFFLOAD_RAISE(pctx, reason, ...)                                                 \
+    offload_raise((pctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
+
+/* 1 while the provider may serve requests (set by init, cleared by teardown). */
+int offload_is_running(void);
+
+/* Families, for the policy switch and the counters. */
+enum offload_family {
+    OFFLOAD_FAM_SIGNATURE,
+    OFFLOAD_FAM_KEYEXCH,
+    OFFLOAD_FAM_CIPHER,
+    OFFLOAD_FAM_KEYGEN,
+    OFFLOAD_FAM_COUNT
+};
+extern const char *const offload_family_names[OFFLOAD_FAM_COUNT];
+
+enum offload_stat {
+    OFFLOAD_ST_OFFLOADED,
+    OFFLOAD_ST_INLINE,
+    OFFLOAD_ST_COMPLETED,
+    OFFLOAD_ST_FAILED,
+    OFFLOAD_ST_QUEUE_FULL,
+    OFFLOAD_ST_PAUSES,
+    OFFLOAD_ST_COUNT
+};
+extern const char *const offload_stat_names[OFFLOAD_ST_COUNT];
+
+/* Process-wide counters: one cache line per family. */
+struct offload_counters {
+    _Alignas(64) _Atomic uint64_t v[OFFLOAD_ST_COUNT];
+};
+extern struct offload_counters offload_stats[OFFLOAD_FAM_COUNT];
+
+static inline void offload_count(enum offload_family f, enum offload_stat s)
+{
+    atomic_fetch_add_explicit(&offload_stats[f].v[s], 1, memory_order_relaxed);
+}
+
+/* Settings from openssl.cnf, read at init. */
+struct offload_config {
+    unsigned workers;
+    unsigned queue_depth;
+    size_t inline_below;
+    unsigned spin_us;
+    unsigned families; /* bit per enum offload_family: offload allowed */
+    int debug;
+};
+extern struct offload_config offload_conf;
+
+static inline int offload_family_enabled(enum offload_family f)
+{
+    return (offload_conf.families >> f) & 1u;
+}
+
+/* Debug log to stderr, switched by the "debug" key or OFFLOAD_DEBUG=1. */
+extern int offload_debug_on;
+void offload_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define OFFLOAD_DEBUG(...)                                                               \
+    do {                                                                                 \
+        if (offload_debug_on)                                                            \
+            offload_log(__VA_ARGS__);                                                    \
+    } while (0)
+
+#endif

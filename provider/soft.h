@@ -1,0 +1,38 @@
+/*
+ * The soft engine: the default provider, loaded into a private
+ * OSSL_LIB_CTX of our own and called at the dispatch level. Our families
+ * hold its contexts and key data and call its OSSL_FUNC_* functions
+ * directly, so the inline path costs one function-pointer call.
+ */
+#ifndef OFFLOAD_SOFT_H
+#define OFFLOAD_SOFT_H
+
+#include <openssl/core.h>
+#include <openssl/types.h>
+
+/* Loads the default provider into the private context (refcounted, process-wide). */
+int offload_soft_acquire(void);
+void offload_soft_release(void);
+
+/* The default provider's context, to pass to its functions. */
+void *offload_soft_provctx(void);
+OSSL_LIB_CTX *offload_soft_libctx(void);
+
+/*
+ * The default implementation of |operation_id| whose first name is |name|
+ * (case-insensitive); NULL when the default provider does not offer it.
+ * |names| receives its full name list.
+ */
+const OSSL_DISPATCH *offload_soft_find(int operation_id, const char *name,
+                                       const char **names);
+
+/* The function |id| of |d|, or NULL. */
+static inline void (*offload_soft_fn(const OSSL_DISPATCH *d, int id))(void)
+{
+    for (; d != NULL && d->function_id != 0; d++)
+        if (d->function_id == id)
+            return d->function;
+    return NULL;
+}
+
+#endif
