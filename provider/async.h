@@ -11,8 +11,13 @@
 
 #include "accel/accel.h"
 
-/* 1 when the calling thread runs inside an ASYNC_JOB and |f| may be offloaded. */
-int offload_async_wanted(enum offload_family f);
+/*
+ * 1 when the calling thread runs inside an ASYNC_JOB and |f| may be
+ * offloaded. A |cheap| operation (ECDSA, EdDSA, X25519: tens of
+ * microseconds) is kept inline when it is alone: the same job asking
+ * again with nothing else in flight.
+ */
+int offload_async_wanted(enum offload_family f, int cheap);
 /* Runs |req| through the accelerator (or inline); returns req->result. */
 int offload_async_run(struct offload_req *req);
 /* Runs |req| on this thread, counted as inline. */

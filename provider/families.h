@@ -10,4 +10,7 @@
 size_t offload_signature_bind(void);
 const OSSL_ALGORITHM *offload_signature_algorithms(void);
 
+size_t offload_keyexch_bind(void);
+const OSSL_ALGORITHM *offload_keyexch_algorithms(void);
+
 #endif

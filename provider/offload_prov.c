@@ -320,6 +320,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_keymgmt_algorithms();
     case OSSL_OP_SIGNATURE:
         return offload_signature_algorithms();
+    case OSSL_OP_KEYEXCH:
+        return offload_keyexch_algorithms();
     }
     return NULL;
 }
@@ -335,6 +337,20 @@ static void offload_teardown(void *provctx)
     OFFLOAD_PROVCTX *pctx = provctx;
 
     pthread_mutex_lock(&prov_lock);
+    if (offload_debug_on) {
+        int f;
+
+        for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+            offload_log("%s: offloaded=%llu inline=%llu completed=%llu failed=%llu "
+                        "queue-full=%llu pauses=%llu",
+                        offload_family_names[f],
+                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_OFFLOADED],
+                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_INLINE],
+                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_COMPLETED],
+                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_FAILED],
+                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_QUEUE_FULL],
+                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_PAUSES]);
+    }
     if (--prov_instances == 0) {
         /* Drain and join the workers before the soft engine goes away. */
         offload_accel_release();
@@ -408,11 +424,12 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (prov_instances++ == 0) {
         size_t nkm = offload_keymgmt_bind();
         size_t nsig = offload_signature_bind();
+        size_t nkex = offload_keyexch_bind();
 
         atomic_store(&prov_running, 1);
-        OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures; workers=%u queue_depth=%u "
-                      "inline_below=%zu spin_us=%u",
-                      nkm, nsig, offload_conf.workers, offload_conf.queue_depth,
+        OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures, %zu key exchanges; "
+                      "workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
+                      nkm, nsig, nkex, offload_conf.workers, offload_conf.queue_depth,
                       offload_conf.inline_below, offload_conf.spin_us);
     }
     pthread_mutex_unlock(&prov_lock);

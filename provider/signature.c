@@ -23,6 +23,7 @@
 struct sig_alg {
     const char *name;     /* first name in the default provider's table */
     const char *keytypes; /* key types it accepts, ':'-separated */
+    int cheap;            /* tens of microseconds: kept inline when alone */
     const char *names;
     const OSSL_DISPATCH *soft;
     OSSL_FUNC_signature_newctx_fn *newctx;
@@ -56,9 +57,9 @@ enum { SIG_RSA, SIG_ECDSA, SIG_ED25519, SIG_ED448, SIG_COUNT };
 
 static struct sig_alg sig_algs[SIG_COUNT] = {
     [SIG_RSA] = {.name = "RSA", .keytypes = "RSA:RSA-PSS"},
-    [SIG_ECDSA] = {.name = "ECDSA", .keytypes = "EC"},
-    [SIG_ED25519] = {.name = "ED25519", .keytypes = "ED25519"},
-    [SIG_ED448] = {.name = "ED448", .keytypes = "ED448"},
+    [SIG_ECDSA] = {.name = "ECDSA", .keytypes = "EC", .cheap = 1},
+    [SIG_ED25519] = {.name = "ED25519", .keytypes = "ED25519", .cheap = 1},
+    [SIG_ED448] = {.name = "ED448", .keytypes = "ED448", .cheap = 1},
 };
 
 typedef struct sig_ctx {
@@ -280,7 +281,7 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
         return 0;
     }
     /* sig == NULL asks for the size; a short buffer gets the soft engine's own error. */
-    if (sig != NULL && offload_async_wanted(OFFLOAD_FAM_SIGNATURE) &&
+    if (sig != NULL && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->alg->cheap) &&
         sig_size(ctx, step, &need, tbs, tbslen) > 0 && need <= sigsize && need > 0)
         return sig_offload(ctx, step, sig, siglen, need, tbs, tbslen);
     if (sig != NULL)
