@@ -1,0 +1,122 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+
+#include "common.h"
+
+int test_env_open(test_env *env, const char *conf_lines)
+{
+    char path[] = "/tmp/offload-test-XXXXXX";
+    int fd;
+    FILE *f;
+    int ok = 0;
+
+    memset(env, 0, sizeof(*env));
+    env->libctx = OSSL_LIB_CTX_new();
+    if (env->libctx == NULL)
+        return 0;
+    fd = mkstemp(path);
+    if (fd < 0)
+        return 0;
+    f = fdopen(fd, "w");
+    fprintf(f,
+            "openssl_conf = init\n[init]\nproviders = provs\nalg_section = algs\n"
+            "[provs]\ndefault = dflt\noffload = offl\n"
+            "[dflt]\nactivate = 1\n"
+            "[offl]\nmodule = offload.so\nactivate = 1\n%s\n"
+            "[algs]\ndefault_properties = ?provider=offload\n",
+            conf_lines != NULL ? conf_lines : "");
+    fclose(f);
+    if (OSSL_LIB_CTX_load_config(env->libctx, path) <= 0) {
+        test_dump_errors("load config");
+        goto out;
+    }
+    env->deflt = OSSL_PROVIDER_load(env->libctx, "default");
+    env->offload = OSSL_PROVIDER_load(env->libctx, "offload");
+    ok = env->deflt != NULL && env->offload != NULL;
+    if (!ok)
+        test_dump_errors("load providers");
+out:
+    unlink(path);
+    return ok;
+}
+
+void test_env_close(test_env *env)
+{
+    OSSL_PROVIDER_unload(env->offload);
+    OSSL_PROVIDER_unload(env->deflt);
+    OSSL_LIB_CTX_free(env->libctx);
+    memset(env, 0, sizeof(*env));
+}
+
+OSSL_LIB_CTX *test_default_ctx(void)
+{
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+
+    if (ctx != NULL && OSSL_PROVIDER_load(ctx, "default") == NULL) {
+        OSSL_LIB_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+uint64_t test_counter(OSSL_PROVIDER *prov, const char *name)
+{
+    uint64_t v = UINT64_MAX;
+    OSSL_PARAM params[2];
+
+    params[0] = OSSL_PARAM_construct_uint64(name, &v);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!OSSL_PROVIDER_get_params(prov, params) || !OSSL_PARAM_modified(&params[0]))
+        return UINT64_MAX;
+    return v;
+}
+
+int test_pkey_in(const EVP_PKEY *pkey, const char *provname)
+{
+    const OSSL_PROVIDER *p = EVP_PKEY_get0_provider(pkey);
+
+    return p != NULL && strcmp(OSSL_PROVIDER_get0_name(p), provname) == 0;
+}
+
+const char *test_vector_path(const char *name, char *buf, size_t len)
+{
+    const char *dir = getenv("WYCHEPROOF_DIR");
+
+    if (dir == NULL)
+        dir = "../shared/vectors/wycheproof";
+    snprintf(buf, len, "%s/%s", dir, name);
+    return buf;
+}
+
+long test_unhex(const char *hex, unsigned char **out)
+{
+    size_t n = strlen(hex), i;
+    unsigned char *b;
+
+    if (n % 2 != 0)
+        return -1;
+    b = malloc(n / 2 + 1);
+    if (b == NULL)
+        return -1;
+    for (i = 0; i < n / 2; i++) {
+        unsigned int v;
+
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            free(b);
+            return -1;
+        }
+        b[i] = (unsigned char)v;
+    }
+    *out = b;
+    return (long)(n / 2);
+}
+
+void test_dump_errors(const char *what)
+{
+    fprintf(stderr, "--- OpenSSL errors (%s):\n", what);
+    ERR_print_errors_fp(stderr);
+}

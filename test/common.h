@@ -1,0 +1,45 @@
+/* Shared helpers of the test programs. */
+#ifndef OFFLOAD_TEST_COMMON_H
+#define OFFLOAD_TEST_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+
+/*
+ * A fresh library context with "default" and "offload" loaded, offload
+ * preferred (default_properties "?provider=offload"). |conf_lines|, when
+ * not NULL, are extra lines for the offload provider section
+ * ("queue_depth = 4\n..."): they take effect for the first instance of
+ * the process only (the accelerator is process-wide).
+ */
+typedef struct {
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *deflt;
+    OSSL_PROVIDER *offload;
+} test_env;
+
+int test_env_open(test_env *env, const char *conf_lines);
+void test_env_close(test_env *env);
+
+/* A second, plain context with only the default provider: the reference. */
+OSSL_LIB_CTX *test_default_ctx(void);
+
+/* Counter "offload-..." of |prov| (see include/offload.h); UINT64_MAX on failure. */
+uint64_t test_counter(OSSL_PROVIDER *prov, const char *name);
+
+/* 1 when |pkey| lives in the provider named |provname|. */
+int test_pkey_in(const EVP_PKEY *pkey, const char *provname);
+
+/* Path of a Wycheproof file: $WYCHEPROOF_DIR/<name> (set by meson). */
+const char *test_vector_path(const char *name, char *buf, size_t len);
+
+/* Hex to bytes; returns length or -1. *out is malloc()ed. */
+long test_unhex(const char *hex, unsigned char **out);
+
+/* Prints the OpenSSL error queue to stderr and clears it. */
+void test_dump_errors(const char *what);
+
+#endif
