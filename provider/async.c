@@ -68,12 +68,6 @@ static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
  */
 static _Thread_local const void *last_wctx;
 
-/*
- * Requests submitted whose job has not yet taken the result: their jobs
- * are paused, or done and waiting for the application to resume them.
- */
-static _Atomic unsigned outstanding;
-
 int offload_async_wanted(enum offload_family f, int cheap)
 {
     ASYNC_JOB *job;
@@ -89,7 +83,7 @@ int offload_async_wanted(enum offload_family f, int cheap)
      * other job paused on us means nobody else is waiting for this thread.
      */
     w = ASYNC_get_wait_ctx(job);
-    if (w == last_wctx && atomic_load_explicit(&outstanding, memory_order_relaxed) == 0)
+    if (w == last_wctx && offload_accel_outstanding() == 0)
         return 0;
     last_wctx = w;
     return 1;
@@ -137,7 +131,6 @@ int offload_async_run(struct offload_req *req)
     if (!submitted)
         return offload_async_run_inline(req); /* never an unbounded queue, never a spin */
     offload_count(req->family, OFFLOAD_ST_OFFLOADED);
-    atomic_fetch_add_explicit(&outstanding, 1, memory_order_relaxed);
 
     /* In callback mode always pause: the callback will resume exactly this pause. */
     if (cbmode || !offload_req_done(req))
@@ -147,15 +140,13 @@ int offload_async_run(struct offload_req *req)
          * Resumed early, or pauses are blocked (ASYNC_block_pause): run it
          * here if no worker has started it, else sleep until it is done.
          */
-        if (offload_accel_take_back(req)) {
-            atomic_fetch_sub_explicit(&outstanding, 1, memory_order_relaxed);
+        if (offload_accel_take_back(req))
             return offload_async_run_inline(req);
-        }
         offload_req_wait(req);
     }
     if (!cbmode)
         offload_waiter_drain(w);
-    atomic_fetch_sub_explicit(&outstanding, 1, memory_order_relaxed);
+    offload_accel_collected();
     offload_req_raise_errors(req);
     return req->result;
 }

@@ -13,4 +13,7 @@ const OSSL_ALGORITHM *offload_signature_algorithms(void);
 size_t offload_keyexch_bind(void);
 const OSSL_ALGORITHM *offload_keyexch_algorithms(void);
 
+size_t offload_cipher_bind(void);
+const OSSL_ALGORITHM *offload_cipher_algorithms(void);
+
 #endif

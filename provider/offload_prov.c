@@ -12,7 +12,9 @@
 #include <strings.h>
 #include <unistd.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
+#include <openssl/proverr.h>
 
 #include "accel/accel.h"
 #include "families.h"
@@ -92,6 +94,27 @@ void offload_log(const char *fmt, ...)
 
 /* ---- configuration ---- */
 
+/*
+ * A bad value makes init fail. Our reason strings are registered only
+ * after a successful init, so the error carries the default provider's
+ * "invalid config data" reason; and since OpenSSL drops the errors of a
+ * provider that fails to activate from openssl.cnf, it also goes to stderr.
+ */
+static void config_error(OFFLOAD_PROVCTX *pctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void config_error(OFFLOAD_PROVCTX *pctx, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "offload: bad configuration: %s\n", msg);
+    OFFLOAD_RAISE(pctx, (int)ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), "%s",
+                  msg);
+}
+
 static int parse_uint(OFFLOAD_PROVCTX *pctx, const char *key, const char *val,
                       unsigned long lo, unsigned long hi, unsigned long *out)
 {
@@ -102,9 +125,8 @@ static int parse_uint(OFFLOAD_PROVCTX *pctx, const char *key, const char *val,
     v = val[0] == '-' ? 0 : strtoul(val, &end, 10);
     if (val[0] == '-' || val[0] == '\0' || errno != 0 || *end != '\0' || v < lo ||
         v > hi) {
-        OFFLOAD_RAISE(pctx, OFFLOAD_R_BAD_CONFIG,
-                      "%s = \"%s\": expected an integer from %lu to %lu", key, val, lo,
-                      hi);
+        config_error(pctx, "%s = \"%s\": expected an integer from %lu to %lu", key, val,
+                     lo, hi);
         return 0;
     }
     *out = v;
@@ -140,10 +162,10 @@ static int parse_families(OFFLOAD_PROVCTX *pctx, const char *val, unsigned *out)
     *out = mask;
     return 1;
 bad:
-    OFFLOAD_RAISE(pctx, OFFLOAD_R_BAD_CONFIG,
-                  "offload = \"%s\": expected all, none or a comma list of signature, "
-                  "keyexch, cipher, keygen",
-                  val);
+    config_error(pctx,
+                 "offload = \"%s\": expected all, none or a comma list of signature, "
+                 "keyexch, cipher, keygen",
+                 val);
     return 0;
 }
 
@@ -322,6 +344,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_signature_algorithms();
     case OSSL_OP_KEYEXCH:
         return offload_keyexch_algorithms();
+    case OSSL_OP_CIPHER:
+        return offload_cipher_algorithms();
     }
     return NULL;
 }
@@ -425,11 +449,12 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         size_t nkm = offload_keymgmt_bind();
         size_t nsig = offload_signature_bind();
         size_t nkex = offload_keyexch_bind();
+        size_t nciph = offload_cipher_bind();
 
         atomic_store(&prov_running, 1);
-        OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures, %zu key exchanges; "
-                      "workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
-                      nkm, nsig, nkex, offload_conf.workers, offload_conf.queue_depth,
+        OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures, %zu key exchanges, "
+                      "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
+                      nkm, nsig, nkex, nciph, offload_conf.workers, offload_conf.queue_depth,
                       offload_conf.inline_below, offload_conf.spin_us);
     }
     pthread_mutex_unlock(&prov_lock);

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/params.h>
 
 #include "async.h"
 #include "keymgmt.h"
@@ -194,6 +196,9 @@ static int sig_offload(SIG_CTX *ctx, enum sig_step step, unsigned char *sig,
     if (ret > 0) {
         memcpy(sig, j->out, j->outlen);
         *siglen = j->outlen;
+    } else if (req->nerrs == 0 && ERR_peek_last_error() == 0) {
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED,
+                      "%s signing failed (input of %zu bytes)", ctx->alg->name, tbslen);
     }
     OPENSSL_cleanse(j->out, need);
     offload_req_put(req);
@@ -254,38 +259,9 @@ static int sig_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     return ctx->alg->sign_init(ctx->inner, kd_of(provkey), params);
 }
 
-/* The soft engine's answer to "how long is the signature?". */
-static int sig_size(SIG_CTX *ctx, enum sig_step step, size_t *len,
-                    const unsigned char *tbs, size_t tbslen)
+static int soft_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t *siglen,
+                     size_t sigsize, const unsigned char *tbs, size_t tbslen)
 {
-    switch (step) {
-    case STEP_SIGN:
-        return ctx->alg->sign(ctx->inner, NULL, len, 0, tbs, tbslen);
-    case STEP_DIGEST_SIGN_FINAL:
-        return ctx->alg->digest_sign_final(ctx->inner, NULL, len, 0);
-    case STEP_DIGEST_SIGN:
-        return ctx->alg->digest_sign(ctx->inner, NULL, len, 0, tbs, tbslen);
-    }
-    return 0;
-}
-
-static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t *siglen,
-                    size_t sigsize, const unsigned char *tbs, size_t tbslen)
-{
-    size_t need = 0;
-
-    if (!offload_is_running())
-        return 0;
-    if (siglen == NULL) {
-        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_NULL_ARGUMENT, "signature length pointer");
-        return 0;
-    }
-    /* sig == NULL asks for the size; a short buffer gets the soft engine's own error. */
-    if (sig != NULL && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->alg->cheap) &&
-        sig_size(ctx, step, &need, tbs, tbslen) > 0 && need <= sigsize && need > 0)
-        return sig_offload(ctx, step, sig, siglen, need, tbs, tbslen);
-    if (sig != NULL)
-        offload_count(OFFLOAD_FAM_SIGNATURE, OFFLOAD_ST_INLINE);
     switch (step) {
     case STEP_SIGN:
         return ctx->alg->sign(ctx->inner, sig, siglen, sigsize, tbs, tbslen);
@@ -295,6 +271,41 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
         return ctx->alg->digest_sign(ctx->inner, sig, siglen, sigsize, tbs, tbslen);
     }
     return 0;
+}
+
+static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t *siglen,
+                    size_t sigsize, const unsigned char *tbs, size_t tbslen)
+{
+    size_t need = 0;
+    unsigned long last;
+    int ret;
+
+    if (!offload_is_running())
+        return 0;
+    if (siglen == NULL) {
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_NULL_ARGUMENT, "signature length pointer");
+        return 0;
+    }
+    if (sig == NULL) /* size query */
+        return soft_step(ctx, step, NULL, siglen, 0, tbs, tbslen);
+    if (soft_step(ctx, step, NULL, &need, 0, tbs, tbslen) > 0 && need > sigsize) {
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_BUFFER_TOO_SMALL,
+                      "%s signature needs %zu bytes, buffer has %zu", ctx->alg->name, need,
+                      sigsize);
+        return 0;
+    }
+    if (need > 0 && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->alg->cheap))
+        return sig_offload(ctx, step, sig, siglen, need, tbs, tbslen);
+    offload_count(OFFLOAD_FAM_SIGNATURE, OFFLOAD_ST_INLINE);
+    last = ERR_peek_last_error();
+    ret = soft_step(ctx, step, sig, siglen, sigsize, tbs, tbslen);
+    if (ret <= 0) {
+        offload_count(OFFLOAD_FAM_SIGNATURE, OFFLOAD_ST_FAILED);
+        if (ERR_peek_last_error() == last) /* the soft engine said nothing */
+            OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED,
+                          "%s signing failed (input of %zu bytes)", ctx->alg->name, tbslen);
+    }
+    return ret;
 }
 
 static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -405,10 +416,60 @@ static int sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
     return ctx->alg->get_ctx_params(ctx->inner, params);
 }
 
+/*
+ * The default provider reads a few string params leniently (an unknown
+ * pad mode is ignored, a salt length goes through atoi): check their
+ * shape first so that garbage fails with a reason instead of being used.
+ */
+static int check_string_params(const SIG_CTX *ctx, const OSSL_PARAM params[])
+{
+    static const char *const pads[] = {
+        OSSL_PKEY_RSA_PAD_MODE_NONE, OSSL_PKEY_RSA_PAD_MODE_PKCSV15,
+        OSSL_PKEY_RSA_PAD_MODE_X931, OSSL_PKEY_RSA_PAD_MODE_PSS, NULL};
+    static const char *const salts[] = {OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST,
+                                        OSSL_PKEY_RSA_PSS_SALT_LEN_MAX,
+                                        OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, NULL};
+    const OSSL_PARAM *p;
+    const char *v;
+    size_t i;
+
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE);
+    if (p != NULL && p->data_type == OSSL_PARAM_UTF8_STRING) {
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &v))
+            goto bad_pad;
+        for (i = 0; pads[i] != NULL && strcmp(v, pads[i]) != 0; i++)
+            ;
+        if (pads[i] == NULL)
+            goto bad_pad;
+    }
+    p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN);
+    if (p != NULL && p->data_type == OSSL_PARAM_UTF8_STRING) {
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &v) || v[0] == '\0')
+            goto bad_salt;
+        for (i = 0; salts[i] != NULL && strcmp(v, salts[i]) != 0; i++)
+            ;
+        if (salts[i] == NULL && strspn(v, "0123456789") != strlen(v))
+            goto bad_salt;
+    }
+    return 1;
+bad_pad:
+    OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_BAD_PARAM,
+                  "pad-mode \"%s\": expected none, pkcs1, x931 or pss",
+                  p->data_type == OSSL_PARAM_UTF8_STRING ? (const char *)p->data : "?");
+    return 0;
+bad_salt:
+    OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_BAD_PARAM,
+                  "saltlen \"%s\": expected digest, max, auto or a number",
+                  p->data_type == OSSL_PARAM_UTF8_STRING ? (const char *)p->data : "?");
+    return 0;
+}
+
 static int sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     SIG_CTX *ctx = vctx;
 
+    if (!check_string_params(ctx, params))
+        return 0;
     return ctx->alg->set_ctx_params(ctx->inner, params);
 }
 

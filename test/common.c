@@ -34,6 +34,11 @@ int test_env_open(test_env *env, const char *conf_lines)
         test_dump_errors("load config");
         goto out;
     }
+    /* OpenSSL treats a failed activation from config as non-fatal: check. */
+    if (!OSSL_PROVIDER_available(env->libctx, "offload")) {
+        test_dump_errors("offload not activated by the config");
+        goto out;
+    }
     env->deflt = OSSL_PROVIDER_load(env->libctx, "default");
     env->offload = OSSL_PROVIDER_load(env->libctx, "offload");
     ok = env->deflt != NULL && env->offload != NULL;

@@ -425,7 +425,7 @@ static void test_garbage_pad_mode(void **state)
     (void)state;
     EXPECT_FAILURE("pad-mode = nonsense",
                    set_one(pctx, OSSL_SIGNATURE_PARAM_PAD_MODE, "nonsense"));
-    assert_int_equal(EVP_PKEY_CTX_get_rsa_padding(pctx, &pad), 1);
+    assert_true(EVP_PKEY_CTX_get_rsa_padding(pctx, &pad) > 0); /* 3.0 returns 5 here */
     assert_int_equal(pad, RSA_PKCS1_PADDING);
     EVP_PKEY_CTX_free(pctx);
 }

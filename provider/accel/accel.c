@@ -9,6 +9,7 @@
  * within a few microseconds.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -25,7 +26,8 @@ static struct {
     unsigned nsleep, nspin;
     int stopping;
     unsigned users;
-    _Atomic unsigned in_flight;
+    _Atomic unsigned in_flight;   /* submitted, not yet completed */
+    _Atomic unsigned outstanding; /* submitted, result not yet collected by its job */
     size_t high_water; /* survives queue re-creation */
 } A = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -51,10 +53,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Called with A.lock held and the queue empty; returns with it held. */
+/*
+ * Called with A.lock held and the queue empty; returns with it held.
+ * While jobs are paused on us they will soon submit again, so up to one
+ * worker per such job busy-waits (yielding the core to any runnable
+ * thread, such as the event loop) before sleeping on the condition.
+ */
 static void worker_idle(void)
 {
-    if (offload_conf.spin_us > 0 && A.nspin == 0) {
+    unsigned waiting = atomic_load_explicit(&A.outstanding, memory_order_relaxed);
+
+    if (offload_conf.spin_us > 0 && A.nspin < waiting) {
         uint64_t deadline = now_ns() + (uint64_t)offload_conf.spin_us * 1000u;
         unsigned i = 0;
 
@@ -62,8 +71,11 @@ static void worker_idle(void)
         pthread_mutex_unlock(&A.lock);
         while (atomic_load_explicit(&A.qlen, memory_order_relaxed) == 0) {
             cpu_relax();
-            if ((++i & 63) == 0 && now_ns() > deadline)
-                break;
+            if ((++i & 63) == 0) {
+                if (now_ns() > deadline)
+                    break;
+                sched_yield();
+            }
         }
         pthread_mutex_lock(&A.lock);
         A.nspin--;
@@ -116,6 +128,13 @@ static void *worker_main(void *arg)
         uint64_t t;
 
         if (req == NULL) {
+            if (b.n > 0) {
+                /* Another worker took what was left: signal before idling. */
+                pthread_mutex_unlock(&A.lock);
+                batch_flush(&b);
+                pthread_mutex_lock(&A.lock);
+                continue;
+            }
             if (A.stopping)
                 break;
             worker_idle();
@@ -145,7 +164,6 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&A.lock);
     }
     pthread_mutex_unlock(&A.lock);
-    batch_flush(&b); /* never reached with requests held: dry queue flushes */
     OFFLOAD_DEBUG("worker exits");
     return NULL;
 }
@@ -176,6 +194,7 @@ static void atfork_child(void)
     A.threads = NULL;
     A.nthreads = A.nsleep = A.nspin = 0;
     atomic_store(&A.in_flight, 0);
+    atomic_store(&A.outstanding, 0);
     atomic_fetch_add(&offload_fork_gen, 1);
 }
 
@@ -268,6 +287,7 @@ int offload_accel_submit(struct offload_req *req)
     offload_req_up(req); /* the worker's reference */
     atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
     atomic_fetch_add_explicit(&A.in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&A.outstanding, 1, memory_order_relaxed);
     if (A.nsleep > 0 && A.q.count > A.nspin)
         pthread_cond_signal(&A.work);
     pthread_mutex_unlock(&A.lock);
@@ -284,12 +304,23 @@ int offload_accel_take_back(struct offload_req *req)
         atomic_store(&req->state, REQ_TAKEN);
         atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
         atomic_fetch_sub_explicit(&A.in_flight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&A.outstanding, 1, memory_order_relaxed);
         taken = 1;
     }
     pthread_mutex_unlock(&A.lock);
     if (taken)
         offload_req_put(req); /* the worker's reference, never used */
     return taken;
+}
+
+void offload_accel_collected(void)
+{
+    atomic_fetch_sub_explicit(&A.outstanding, 1, memory_order_relaxed);
+}
+
+unsigned offload_accel_outstanding(void)
+{
+    return atomic_load_explicit(&A.outstanding, memory_order_relaxed);
 }
 
 unsigned offload_accel_in_flight(void)

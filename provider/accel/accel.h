@@ -117,6 +117,10 @@ void offload_accel_release(void);
 int offload_accel_submit(struct offload_req *req);
 /* Takes |req| back if no worker has picked it yet; 1 when taken. */
 int offload_accel_take_back(struct offload_req *req);
+/* The job of a submitted request has taken its result (not after take_back). */
+void offload_accel_collected(void);
+/* Requests submitted whose job has not yet taken the result. */
+unsigned offload_accel_outstanding(void);
 /* Requests submitted and not yet completed. */
 unsigned offload_accel_in_flight(void);
 size_t offload_accel_high_water(void);
