@@ -242,6 +242,8 @@ static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outs
 
     if (want_offload(ctx, out, in, inl))
         return ciph_offload(ctx, 0, out, outl, outsize, in, inl);
+    if (out != NULL && inl > 0)
+        offload_count(OFFLOAD_FAM_CIPHER, OFFLOAD_ST_INLINE);
     return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
 }
 
@@ -259,6 +261,8 @@ static int ciph_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outs
 
     if (want_offload(ctx, out, in, inl))
         return ciph_offload(ctx, 1, out, outl, outsize, in, inl);
+    if (out != NULL && inl > 0)
+        offload_count(OFFLOAD_FAM_CIPHER, OFFLOAD_ST_INLINE);
     return ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
 }
 
