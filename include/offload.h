@@ -18,6 +18,7 @@
 #define OFFLOAD_CONF_OFFLOAD      "offload"      /* families: "all", "none" or a comma list */
 #define OFFLOAD_CONF_SPIN_US      "spin_us"      /* worker busy-wait before sleeping, 0..10000 */
 #define OFFLOAD_CONF_DEBUG        "debug"        /* 0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) */
+#define OFFLOAD_CONF_STATS_FILE   "stats_file"   /* absolute path rewritten with the counters */
 
 /* Family names used in the "offload" key and in counter names. */
 #define OFFLOAD_FAMILY_SIGNATURE "signature"
@@ -43,7 +44,11 @@
 #define OFFLOAD_PARAM_WORKERS          "offload-workers"
 #define OFFLOAD_PARAM_IN_FLIGHT        "offload-in-flight"
 
-/* Environment variable: a file the provider rewrites with its counters. */
+/*
+ * Environment variables: a file the provider rewrites twice a second with
+ * "name value" lines of every counter (overrides stats_file), and the
+ * debug switch.
+ */
 #define OFFLOAD_ENV_STATS_FILE "OFFLOAD_STATS_FILE"
 #define OFFLOAD_ENV_DEBUG      "OFFLOAD_DEBUG"
 

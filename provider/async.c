@@ -47,9 +47,7 @@ static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
     }
     w = offload_waiter_new();
     if (old != NULL) {
-        offload_waiter_kill(old);
-        close(old->efd);
-        old->efd = -1;
+        offload_waiter_kill(old); /* closes our copy of the parent's eventfd */
         offload_waiter_put(old);
     }
     if (w == NULL)
@@ -114,6 +112,7 @@ int offload_async_run(struct offload_req *req)
     if (w == NULL)
         return offload_async_run_inline(req);
     cbmode = ASYNC_WAIT_CTX_get_callback(wctx, &req->cb, &req->cbarg);
+    req->cbmode = cbmode;
     if (!cbmode)
         req->cb = NULL;
     offload_waiter_up(w);
@@ -139,7 +138,10 @@ int offload_async_run(struct offload_req *req)
         /*
          * Resumed early, or pauses are blocked (ASYNC_block_pause): run it
          * here if no worker has started it, else sleep until it is done.
+         * Either way this job no longer waits for a callback.
          */
+        if (cbmode)
+            offload_waiter_cancel_call(w, req);
         if (offload_accel_take_back(req))
             return offload_async_run_inline(req);
         offload_req_wait(req);

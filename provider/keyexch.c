@@ -180,6 +180,7 @@ static int kex_derive(void *vctx, unsigned char *secret, size_t *secretlen, size
     if (req == NULL)
         goto inline_;
     j = (struct kex_job *)req->payload;
+    req->cheap = 1;
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->out = req->payload + sizeof(*j);

@@ -23,13 +23,6 @@
 
 #define OFFLOAD_VERSION "0.1.0"
 
-const char *const offload_family_names[OFFLOAD_FAM_COUNT] = {
-    OFFLOAD_FAMILY_SIGNATURE, OFFLOAD_FAMILY_KEYEXCH, OFFLOAD_FAMILY_CIPHER,
-    OFFLOAD_FAMILY_KEYGEN};
-const char *const offload_stat_names[OFFLOAD_ST_COUNT] = {
-    OFFLOAD_STAT_OFFLOADED, OFFLOAD_STAT_INLINE,     OFFLOAD_STAT_COMPLETED,
-    OFFLOAD_STAT_FAILED,    OFFLOAD_STAT_QUEUE_FULL, OFFLOAD_STAT_PAUSES};
-struct offload_counters offload_stats[OFFLOAD_FAM_COUNT];
 struct offload_config offload_conf;
 int offload_debug_on;
 
@@ -172,7 +165,7 @@ bad:
 static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
 {
     const char *workers = NULL, *depth = NULL, *inl = NULL, *fam = NULL, *spin = NULL,
-               *debug = NULL, *env;
+               *debug = NULL, *stats = NULL, *env;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&workers, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&depth, 0),
@@ -180,6 +173,7 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&fam, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&spin, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&debug, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&stats, 0),
         OSSL_PARAM_END};
     unsigned long v;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -219,43 +213,24 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
             return 0;
         cfg->debug = (int)v;
     }
+    cfg->stats_file[0] = '\0';
+    env = getenv(OFFLOAD_ENV_STATS_FILE);
+    if (env != NULL && env[0] != '\0')
+        stats = env;
+    if (stats != NULL) {
+        if (stats[0] != '/' || strlen(stats) >= sizeof(cfg->stats_file)) {
+            config_error(pctx, "stats_file = \"%s\": expected an absolute path", stats);
+            return 0;
+        }
+        strcpy(cfg->stats_file, stats);
+    }
     env = getenv(OFFLOAD_ENV_DEBUG);
     if (env != NULL && strcmp(env, "1") == 0)
         cfg->debug = 1;
     return 1;
 }
 
-/* ---- provider params: identity and counters ---- */
-
-#define STAT_PARAM_LEN 48
-static OSSL_PARAM gettable[4 + (OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT + 3 + 1];
-static char stat_keys[(OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT][STAT_PARAM_LEN];
-static pthread_once_t gettable_once = PTHREAD_ONCE_INIT;
-
-static void build_gettable(void)
-{
-    size_t n = 0, k = 0;
-    int f, s;
-
-    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, NULL, 0);
-    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, NULL, 0);
-    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, NULL, 0);
-    gettable[n++] = OSSL_PARAM_construct_int(OSSL_PROV_PARAM_STATUS, NULL);
-    for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
-        for (f = -1; f < OFFLOAD_FAM_COUNT; f++, k++) {
-            if (f < 0)
-                snprintf(stat_keys[k], STAT_PARAM_LEN, "offload-%s", offload_stat_names[s]);
-            else
-                snprintf(stat_keys[k], STAT_PARAM_LEN, "offload-%s-%s",
-                         offload_family_names[f], offload_stat_names[s]);
-            gettable[n++] = OSSL_PARAM_construct_uint64(stat_keys[k], NULL);
-        }
-    }
-    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_QUEUE_HIGH_WATER, NULL);
-    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_WORKERS, NULL);
-    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_IN_FLIGHT, NULL);
-    gettable[n] = OSSL_PARAM_construct_end();
-}
+/* ---- provider params: identity, then the counters (stats.c) ---- */
 
 static OSSL_FUNC_provider_gettable_params_fn offload_gettable_params;
 static OSSL_FUNC_provider_get_params_fn offload_get_params;
@@ -266,45 +241,12 @@ static OSSL_FUNC_provider_teardown_fn offload_teardown;
 static const OSSL_PARAM *offload_gettable_params(void *provctx)
 {
     (void)provctx;
-    pthread_once(&gettable_once, build_gettable);
-    return gettable;
-}
-
-/* The counter named |key| ("offload-<stat>" or "offload-<family>-<stat>"). */
-static int stat_value(const char *key, uint64_t *out)
-{
-    int f, s;
-    size_t n;
-
-    if (strncmp(key, "offload-", 8) != 0)
-        return 0;
-    key += 8;
-    for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
-        if (strcmp(key, offload_stat_names[s]) == 0) {
-            *out = 0;
-            for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
-                *out += atomic_load(&offload_stats[f].v[s]);
-            return 1;
-        }
-    }
-    for (f = 0; f < OFFLOAD_FAM_COUNT; f++) {
-        n = strlen(offload_family_names[f]);
-        if (strncmp(key, offload_family_names[f], n) != 0 || key[n] != '-')
-            continue;
-        for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
-            if (strcmp(key + n + 1, offload_stat_names[s]) == 0) {
-                *out = atomic_load(&offload_stats[f].v[s]);
-                return 1;
-            }
-        }
-    }
-    return 0;
+    return offload_stats_gettable();
 }
 
 static int offload_get_params(void *provctx, OSSL_PARAM params[])
 {
     OSSL_PARAM *p;
-    uint64_t v;
 
     (void)provctx;
     for (p = params; p != NULL && p->key != NULL; p++) {
@@ -318,14 +260,8 @@ static int offload_get_params(void *provctx, OSSL_PARAM params[])
             ok = OSSL_PARAM_set_utf8_ptr(p, OFFLOAD_VERSION " (soft engine: default provider)");
         else if (strcmp(p->key, OSSL_PROV_PARAM_STATUS) == 0)
             ok = OSSL_PARAM_set_int(p, offload_is_running());
-        else if (strcmp(p->key, OFFLOAD_PARAM_QUEUE_HIGH_WATER) == 0)
-            ok = OSSL_PARAM_set_uint64(p, offload_accel_high_water());
-        else if (strcmp(p->key, OFFLOAD_PARAM_WORKERS) == 0)
-            ok = OSSL_PARAM_set_uint64(p, offload_accel_workers());
-        else if (strcmp(p->key, OFFLOAD_PARAM_IN_FLIGHT) == 0)
-            ok = OSSL_PARAM_set_uint64(p, offload_accel_in_flight());
-        else if (stat_value(p->key, &v))
-            ok = OSSL_PARAM_set_uint64(p, v);
+        else
+            ok = offload_stats_get_param(p);
         if (!ok)
             return 0;
     }
@@ -361,22 +297,11 @@ static void offload_teardown(void *provctx)
     OFFLOAD_PROVCTX *pctx = provctx;
 
     pthread_mutex_lock(&prov_lock);
-    if (offload_debug_on) {
-        int f;
-
-        for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
-            offload_log("%s: offloaded=%llu inline=%llu completed=%llu failed=%llu "
-                        "queue-full=%llu pauses=%llu",
-                        offload_family_names[f],
-                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_OFFLOADED],
-                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_INLINE],
-                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_COMPLETED],
-                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_FAILED],
-                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_QUEUE_FULL],
-                        (unsigned long long)offload_stats[f].v[OFFLOAD_ST_PAUSES]);
-    }
+    if (offload_debug_on)
+        offload_stats_log();
     if (--prov_instances == 0) {
         /* Drain and join the workers before the soft engine goes away. */
+        offload_stats_file_stop();
         offload_accel_release();
         atomic_store(&prov_running, 0);
         offload_soft_release();
@@ -452,6 +377,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         size_t nciph = offload_cipher_bind();
 
         atomic_store(&prov_running, 1);
+        if (offload_conf.stats_file[0] != '\0')
+            offload_stats_file_start(offload_conf.stats_file);
         OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures, %zu key exchanges, "
                       "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
                       nkm, nsig, nkex, nciph, offload_conf.workers, offload_conf.queue_depth,

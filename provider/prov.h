@@ -86,6 +86,7 @@ struct offload_config {
     unsigned spin_us;
     unsigned families; /* bit per enum offload_family: offload allowed */
     int debug;
+    char stats_file[256]; /* "" or where stats.c rewrites the counters */
 };
 extern struct offload_config offload_conf;
 
@@ -93,6 +94,13 @@ static inline int offload_family_enabled(enum offload_family f)
 {
     return (offload_conf.families >> f) & 1u;
 }
+
+/* Counters as provider params, and the stats file (stats.c). */
+const OSSL_PARAM *offload_stats_gettable(void);
+int offload_stats_get_param(OSSL_PARAM *p); /* 1 also when |p| is not ours */
+void offload_stats_log(void);
+void offload_stats_file_start(const char *path);
+void offload_stats_file_stop(void);
 
 /* Debug log to stderr, switched by the "debug" key or OFFLOAD_DEBUG=1. */
 extern int offload_debug_on;

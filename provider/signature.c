@@ -182,6 +182,7 @@ static int sig_offload(SIG_CTX *ctx, enum sig_step step, unsigned char *sig,
         return 0;
     }
     j = (struct sig_job *)req->payload;
+    req->cheap = ctx->alg->cheap;
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->step = step;

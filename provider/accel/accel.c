@@ -88,12 +88,12 @@ static void worker_idle(void)
 }
 
 /*
- * Completions are signalled in batches: a worker holds finished requests
- * until it has BATCH_MAX of them, the oldest is BATCH_AGE_NS old, or the
- * queue runs dry. The event loop then wakes once for several jobs instead
- * of once per job, which is what lets cheap operations (ECDSA, X25519)
- * gain on two cores; an expensive one (RSA) is older than BATCH_AGE_NS
- * when it completes and is signalled at once.
+ * Completions of cheap requests are signalled in batches: a worker holds
+ * them until it has BATCH_MAX, the oldest has waited BATCH_AGE_NS, the
+ * queue runs dry, or an expensive request (RSA) comes next. The event loop
+ * then wakes once for several jobs instead of once per job, which is what
+ * lets cheap operations (ECDSA, X25519, records) gain on two cores; an
+ * expensive request is signalled as soon as it completes.
  */
 #define BATCH_MAX    8
 #define BATCH_AGE_NS 100000u
@@ -150,6 +150,9 @@ static void *worker_main(void *arg)
                 ;
         }
         pthread_mutex_unlock(&A.lock);
+        /* Nobody waits behind an expensive request for their completions. */
+        if (!req->cheap && b.n > 0)
+            batch_flush(&b);
         offload_req_execute(req);
         offload_count(req->family, OFFLOAD_ST_COMPLETED);
         if (req->result <= 0)
@@ -159,7 +162,7 @@ static void *worker_main(void *arg)
             b.first_ns = t;
         b.req[b.n++] = req;
         dry = atomic_load_explicit(&A.qlen, memory_order_relaxed) == 0;
-        if (dry || b.n == BATCH_MAX || t - b.first_ns >= BATCH_AGE_NS)
+        if (dry || !req->cheap || b.n == BATCH_MAX || t - b.first_ns >= BATCH_AGE_NS)
             batch_flush(&b);
         pthread_mutex_lock(&A.lock);
     }

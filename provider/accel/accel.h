@@ -53,10 +53,12 @@ struct offload_req {
     offload_run_fn *run;
     offload_release_fn *release;
     enum offload_family family;
+    int cheap; /* well under BATCH_AGE: its completion may be signalled in a batch */
     int result;
     /* Wake target, captured on the submitting thread. */
     struct offload_waiter *waiter; /* reference held; NULL: nobody to wake */
-    ASYNC_callback_fn cb;          /* callback mode when non-NULL */
+    int cbmode;                    /* wake by callback, not by eventfd */
+    ASYNC_callback_fn cb;          /* NULL once cancelled */
     void *cbarg;
     unsigned nerrs;
     struct offload_err errs[OFFLOAD_REQ_MAX_ERRS];

@@ -99,8 +99,8 @@ void offload_req_complete(struct offload_req *req)
         futex(&req->state, FUTEX_WAKE_PRIVATE, INT_MAX);
     if (w == NULL)
         return;
-    if (req->cb != NULL)
-        offload_waiter_call(w, req->cb, req->cbarg);
+    if (req->cbmode)
+        offload_waiter_call(w, req);
     else
         offload_waiter_signal(w);
 }

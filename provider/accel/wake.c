@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "accel/accel.h"
 #include "accel/wake.h"
 #include "prov.h"
 
@@ -44,8 +45,16 @@ void offload_waiter_put(struct offload_waiter *w)
 
 void offload_waiter_kill(struct offload_waiter *w)
 {
+    /*
+     * Closed now, not at the last reference: an abandoned job holds its
+     * request (and so this waiter) forever, and must not hold an fd too.
+     * Under the lock, so no worker can be writing to the number meanwhile.
+     */
     pthread_mutex_lock(&w->lock);
     w->alive = 0;
+    if (w->efd >= 0)
+        close(w->efd);
+    w->efd = -1;
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -53,16 +62,25 @@ void offload_waiter_signal(struct offload_waiter *w)
 {
     uint64_t one = 1;
 
-    /* The fd stays open while we hold a reference, so this never hits a reused number. */
-    while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
-}
-
-void offload_waiter_call(struct offload_waiter *w, ASYNC_callback_fn cb, void *arg)
-{
     pthread_mutex_lock(&w->lock);
     if (w->alive)
-        cb(arg);
+        while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void offload_waiter_call(struct offload_waiter *w, struct offload_req *req)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->alive && req->cb != NULL)
+        req->cb(req->cbarg);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void offload_waiter_cancel_call(struct offload_waiter *w, struct offload_req *req)
+{
+    pthread_mutex_lock(&w->lock);
+    req->cb = NULL;
     pthread_mutex_unlock(&w->lock);
 }
 

@@ -1,0 +1,187 @@
+/*
+ * Counters: process-wide, per family, readable with
+ * OSSL_PROVIDER_get_params() and, for a server nobody can attach to,
+ * from a stats file that a small thread rewrites twice a second
+ * ("name value" lines, replaced atomically with rename()).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include "accel/accel.h"
+#include "prov.h"
+
+const char *const offload_family_names[OFFLOAD_FAM_COUNT] = {
+    OFFLOAD_FAMILY_SIGNATURE, OFFLOAD_FAMILY_KEYEXCH, OFFLOAD_FAMILY_CIPHER,
+    OFFLOAD_FAMILY_KEYGEN};
+const char *const offload_stat_names[OFFLOAD_ST_COUNT] = {
+    OFFLOAD_STAT_OFFLOADED, OFFLOAD_STAT_INLINE,     OFFLOAD_STAT_COMPLETED,
+    OFFLOAD_STAT_FAILED,    OFFLOAD_STAT_QUEUE_FULL, OFFLOAD_STAT_PAUSES};
+struct offload_counters offload_stats[OFFLOAD_FAM_COUNT];
+
+#define NSTATS     ((OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT)
+#define KEY_LEN    48
+#define NGETTABLE  (4 + NSTATS + 3 + 1)
+
+static OSSL_PARAM gettable[NGETTABLE];
+static char stat_keys[NSTATS][KEY_LEN];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+/* Key k: stat k / (FAM_COUNT+1), family k % (FAM_COUNT+1) - 1 (-1: total). */
+static void build_names(void)
+{
+    size_t n = 0, k;
+
+    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, NULL, 0);
+    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, NULL, 0);
+    gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, NULL, 0);
+    gettable[n++] = OSSL_PARAM_construct_int(OSSL_PROV_PARAM_STATUS, NULL);
+    for (k = 0; k < NSTATS; k++) {
+        int s = (int)(k / (OFFLOAD_FAM_COUNT + 1)), f = (int)(k % (OFFLOAD_FAM_COUNT + 1)) - 1;
+
+        if (f < 0)
+            snprintf(stat_keys[k], KEY_LEN, "offload-%s", offload_stat_names[s]);
+        else
+            snprintf(stat_keys[k], KEY_LEN, "offload-%s-%s", offload_family_names[f],
+                     offload_stat_names[s]);
+        gettable[n++] = OSSL_PARAM_construct_uint64(stat_keys[k], NULL);
+    }
+    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_QUEUE_HIGH_WATER, NULL);
+    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_WORKERS, NULL);
+    gettable[n++] = OSSL_PARAM_construct_uint64(OFFLOAD_PARAM_IN_FLIGHT, NULL);
+    gettable[n] = OSSL_PARAM_construct_end();
+}
+
+static uint64_t stat_of(size_t k)
+{
+    int s = (int)(k / (OFFLOAD_FAM_COUNT + 1)), f = (int)(k % (OFFLOAD_FAM_COUNT + 1)) - 1;
+    uint64_t v = 0;
+
+    if (f >= 0)
+        return atomic_load_explicit(&offload_stats[f].v[s], memory_order_relaxed);
+    for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+        v += atomic_load_explicit(&offload_stats[f].v[s], memory_order_relaxed);
+    return v;
+}
+
+const OSSL_PARAM *offload_stats_gettable(void)
+{
+    pthread_once(&names_once, build_names);
+    return gettable;
+}
+
+int offload_stats_get_param(OSSL_PARAM *p)
+{
+    size_t k;
+
+    pthread_once(&names_once, build_names);
+    if (strcmp(p->key, OFFLOAD_PARAM_QUEUE_HIGH_WATER) == 0)
+        return OSSL_PARAM_set_uint64(p, offload_accel_high_water());
+    if (strcmp(p->key, OFFLOAD_PARAM_WORKERS) == 0)
+        return OSSL_PARAM_set_uint64(p, offload_accel_workers());
+    if (strcmp(p->key, OFFLOAD_PARAM_IN_FLIGHT) == 0)
+        return OSSL_PARAM_set_uint64(p, offload_accel_in_flight());
+    for (k = 0; k < NSTATS; k++)
+        if (strcmp(p->key, stat_keys[k]) == 0)
+            return OSSL_PARAM_set_uint64(p, stat_of(k));
+    return 1; /* not ours: left unmodified */
+}
+
+void offload_stats_log(void)
+{
+    int f;
+
+    for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+        offload_log("%s: offloaded=%llu inline=%llu completed=%llu failed=%llu "
+                    "queue-full=%llu pauses=%llu",
+                    offload_family_names[f],
+                    (unsigned long long)offload_stats[f].v[OFFLOAD_ST_OFFLOADED],
+                    (unsigned long long)offload_stats[f].v[OFFLOAD_ST_INLINE],
+                    (unsigned long long)offload_stats[f].v[OFFLOAD_ST_COMPLETED],
+                    (unsigned long long)offload_stats[f].v[OFFLOAD_ST_FAILED],
+                    (unsigned long long)offload_stats[f].v[OFFLOAD_ST_QUEUE_FULL],
+                    (unsigned long long)offload_stats[f].v[OFFLOAD_ST_PAUSES]);
+}
+
+/* ---- the stats file ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int running, stop;
+    char path[256];
+} F = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void write_stats(void)
+{
+    char tmp[300];
+    FILE *f;
+    size_t k;
+
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", F.path, (int)getpid());
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    fprintf(f, "pid %d\n", (int)getpid());
+    for (k = 0; k < NSTATS; k++)
+        fprintf(f, "%s %llu\n", stat_keys[k], (unsigned long long)stat_of(k));
+    fprintf(f, "%s %llu\n%s %u\n%s %u\n", OFFLOAD_PARAM_QUEUE_HIGH_WATER,
+            (unsigned long long)offload_accel_high_water(), OFFLOAD_PARAM_WORKERS,
+            offload_accel_workers(), OFFLOAD_PARAM_IN_FLIGHT, offload_accel_in_flight());
+    if (fclose(f) == 0)
+        rename(tmp, F.path);
+    else
+        unlink(tmp);
+}
+
+static void *stats_main(void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    pthread_mutex_lock(&F.lock);
+    while (!F.stop) {
+        write_stats();
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&F.cond, &F.lock, &ts);
+    }
+    write_stats();
+    pthread_mutex_unlock(&F.lock);
+    return NULL;
+}
+
+void offload_stats_file_start(const char *path)
+{
+    pthread_once(&names_once, build_names);
+    pthread_mutex_lock(&F.lock);
+    if (!F.running) {
+        snprintf(F.path, sizeof(F.path), "%s", path);
+        F.stop = 0;
+        F.running = pthread_create(&F.thread, NULL, stats_main, NULL) == 0;
+    }
+    pthread_mutex_unlock(&F.lock);
+}
+
+void offload_stats_file_stop(void)
+{
+    pthread_mutex_lock(&F.lock);
+    if (!F.running) {
+        pthread_mutex_unlock(&F.lock);
+        return;
+    }
+    F.stop = 1;
+    pthread_cond_signal(&F.cond);
+    pthread_mutex_unlock(&F.lock);
+    pthread_join(F.thread, NULL);
+    F.running = 0;
+}
