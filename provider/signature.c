@@ -69,6 +69,7 @@ typedef struct sig_ctx {
     const struct sig_alg *alg;
     OFFLOAD_PROVCTX *pctx;
     void *inner; /* the soft engine's context */
+    size_t maxsig; /* signature size for the key set at init; 0: ask the soft engine */
 } SIG_CTX;
 
 /* What a request for one signing step carries. */
@@ -246,9 +247,12 @@ static void sig_freectx(void *vctx)
 
 static void *sig_dupctx(void *vctx)
 {
-    SIG_CTX *src = vctx;
+    SIG_CTX *src = vctx, *dst;
 
-    return sig_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
+    dst = sig_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
+    if (dst != NULL)
+        dst->maxsig = src->maxsig;
+    return dst;
 }
 
 static int sig_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
@@ -257,6 +261,7 @@ static int sig_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 
     if (!offload_is_running() || !key_fits(ctx, provkey))
         return 0;
+    ctx->maxsig = 0;
     return ctx->alg->sign_init(ctx->inner, kd_of(provkey), params);
 }
 
@@ -289,7 +294,11 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
     }
     if (sig == NULL) /* size query */
         return soft_step(ctx, step, NULL, siglen, 0, tbs, tbslen);
-    if (soft_step(ctx, step, NULL, &need, 0, tbs, tbslen) > 0 && need > sigsize) {
+    /* The size depends on the key only: ask once per init (ECDSA's answer costs an encode). */
+    if (ctx->maxsig == 0 && soft_step(ctx, step, NULL, &need, 0, tbs, tbslen) > 0)
+        ctx->maxsig = need;
+    need = ctx->maxsig;
+    if (need > sigsize) {
         OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_BUFFER_TOO_SMALL,
                       "%s signature needs %zu bytes, buffer has %zu", ctx->alg->name, need,
                       sigsize);
@@ -356,6 +365,7 @@ static int sig_digest_sign_init(void *vctx, const char *mdname, void *provkey,
 
     if (!offload_is_running() || !key_fits(ctx, provkey))
         return 0;
+    ctx->maxsig = 0;
     return ctx->alg->digest_sign_init(ctx->inner, mdname, kd_of(provkey), params);
 }
 
