@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <openssl/conf.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
@@ -162,10 +163,50 @@ bad:
     return 0;
 }
 
+/*
+ * Keys nobody reads are most likely typos. The core gives a provider only
+ * the keys it asks for, so look at the section ourselves when the default
+ * config file (OPENSSL_CONF) is the one that names us, and report the
+ * others on stderr. Best effort: nothing fails because of it.
+ */
+static void report_unknown_keys(const char *provname)
+{
+    static const char *const known[] = {
+        "module", "activate", "identity", "soft_load", OFFLOAD_CONF_WORKERS,
+        OFFLOAD_CONF_QUEUE_DEPTH, OFFLOAD_CONF_INLINE_BELOW, OFFLOAD_CONF_OFFLOAD,
+        OFFLOAD_CONF_SPIN_US, OFFLOAD_CONF_DEBUG, OFFLOAD_CONF_STATS_FILE, NULL};
+    char *file = CONF_get1_default_config_file();
+    CONF *conf = NCONF_new(NULL);
+    const char *init, *provs, *ours;
+    STACK_OF(CONF_VALUE) *sect;
+    int i, k;
+
+    if (file == NULL || conf == NULL || NCONF_load(conf, file, NULL) <= 0)
+        goto out;
+    if ((init = NCONF_get_string(conf, NULL, "openssl_conf")) == NULL ||
+        (provs = NCONF_get_string(conf, init, "providers")) == NULL ||
+        (ours = NCONF_get_string(conf, provs, provname)) == NULL ||
+        (sect = NCONF_get_section(conf, ours)) == NULL)
+        goto out;
+    for (i = 0; i < sk_CONF_VALUE_num(sect); i++) {
+        const char *name = sk_CONF_VALUE_value(sect, i)->name;
+
+        for (k = 0; known[k] != NULL && strcmp(name, known[k]) != 0; k++)
+            ;
+        if (known[k] == NULL)
+            fprintf(stderr, "offload: unknown configuration key \"%s\" in [%s] of %s\n",
+                    name, ours, file);
+    }
+out:
+    ERR_clear_error(); /* a missing or odd file is not our error */
+    NCONF_free(conf);
+    OPENSSL_free(file);
+}
+
 static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
 {
     const char *workers = NULL, *depth = NULL, *inl = NULL, *fam = NULL, *spin = NULL,
-               *debug = NULL, *stats = NULL, *env;
+               *debug = NULL, *stats = NULL, *provname = NULL, *env;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&workers, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&depth, 0),
@@ -174,6 +215,7 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&spin, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&debug, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&stats, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_CORE_PROV_NAME, (char **)&provname, 0),
         OSSL_PARAM_END};
     unsigned long v;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -186,6 +228,8 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
     cfg->debug = 0;
     if (c_get_params != NULL && !c_get_params(pctx->handle, params))
         return 0;
+    if (provname != NULL)
+        report_unknown_keys(provname);
     if (workers != NULL) {
         if (!parse_uint(pctx, OFFLOAD_CONF_WORKERS, workers, 1, 256, &v))
             return 0;
