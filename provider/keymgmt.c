@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <openssl/core_names.h>
 
+#include "async.h"
 #include "keymgmt.h"
 #include "soft.h"
 
 struct offload_keymgmt_alg {
     const char *name; /* first name in the default provider's table */
+    int gen_offload;  /* its generation never calls back: may run on a worker */
     const char *names;
     const OSSL_DISPATCH *soft;
     OSSL_FUNC_keymgmt_new_fn *new_;
@@ -41,6 +43,7 @@ struct offload_keymgmt_alg {
 };
 
 struct km_genctx {
+    _Atomic unsigned refs; /* the EVP side's, plus one per request in flight */
     const struct offload_keymgmt_alg *alg;
     OFFLOAD_PROVCTX *pctx;
     void *sgen;
@@ -49,10 +52,14 @@ struct km_genctx {
 enum { KM_RSA, KM_RSA_PSS, KM_EC, KM_ED25519, KM_ED448, KM_X25519, KM_X448, KM_COUNT };
 
 static struct offload_keymgmt_alg km_algs[KM_COUNT] = {
-    [KM_RSA] = {.name = "RSA"},         [KM_RSA_PSS] = {.name = "RSA-PSS"},
-    [KM_EC] = {.name = "EC"},           [KM_ED25519] = {.name = "ED25519"},
-    [KM_ED448] = {.name = "ED448"},     [KM_X25519] = {.name = "X25519"},
-    [KM_X448] = {.name = "X448"},
+    /* RSA generation reports progress through the application's callback: inline. */
+    [KM_RSA] = {.name = "RSA"},
+    [KM_RSA_PSS] = {.name = "RSA-PSS"},
+    [KM_EC] = {.name = "EC", .gen_offload = 1},
+    [KM_ED25519] = {.name = "ED25519", .gen_offload = 1},
+    [KM_ED448] = {.name = "ED448", .gen_offload = 1},
+    [KM_X25519] = {.name = "X25519", .gen_offload = 1},
+    [KM_X448] = {.name = "X448", .gen_offload = 1},
 };
 
 const char *offload_key_type(const OFFLOAD_KEY *key)
@@ -124,6 +131,7 @@ static void *km_gen_init(void *provctx, int selection, const OSSL_PARAM params[]
         OFFLOAD_RAISE(provctx, OFFLOAD_R_ALLOC, "key generation context");
         return NULL;
     }
+    atomic_init(&g->refs, 1);
     g->alg = alg;
     g->pctx = provctx;
     g->sgen = alg->gen_init(offload_soft_provctx(), selection, params);
@@ -154,24 +162,69 @@ static int km_gen_set_params(void *genctx, const OSSL_PARAM params[])
     return g->alg->gen_set_params(g->sgen, params);
 }
 
+static void genctx_put(struct km_genctx *g)
+{
+    if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    g->alg->gen_cleanup(g->sgen);
+    free(g);
+}
+
+/*
+ * Key generation inside a job (the ephemeral key of every TLS handshake):
+ * X25519 costs as much as a derive, so it goes to a worker like one.
+ */
+struct gen_job {
+    struct km_genctx *g;
+    void *kd;
+};
+
+static int gen_job_run(struct offload_req *req)
+{
+    struct gen_job *j = (struct gen_job *)req->payload;
+
+    /* Only for types whose generation ignores the callback (gen_offload). */
+    j->kd = j->g->alg->gen(j->g->sgen, NULL, NULL);
+    return j->kd != NULL;
+}
+
+static void gen_job_release(struct offload_req *req)
+{
+    struct gen_job *j = (struct gen_job *)req->payload;
+
+    if (j->kd != NULL) /* not collected: its job went away */
+        j->g->alg->free_(j->kd);
+    genctx_put(j->g);
+}
+
 static void *km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
     struct km_genctx *g = genctx;
+    struct offload_req *req;
+    struct gen_job *j;
+    void *kd;
 
     if (!offload_is_running())
         return NULL;
-    offload_count(OFFLOAD_FAM_KEYGEN, OFFLOAD_ST_INLINE);
-    return key_wrap(g->alg, g->pctx, g->alg->gen(g->sgen, cb, cbarg));
+    if (!g->alg->gen_offload || !offload_async_wanted(OFFLOAD_FAM_KEYGEN, 1) ||
+        (req = offload_req_new(gen_job_run, gen_job_release, OFFLOAD_FAM_KEYGEN,
+                               sizeof(*j))) == NULL) {
+        offload_count(OFFLOAD_FAM_KEYGEN, OFFLOAD_ST_INLINE);
+        return key_wrap(g->alg, g->pctx, g->alg->gen(g->sgen, cb, cbarg));
+    }
+    req->cheap = 1;
+    j = (struct gen_job *)req->payload;
+    atomic_fetch_add(&g->refs, 1);
+    j->g = g;
+    kd = offload_async_run(req) > 0 ? j->kd : NULL;
+    j->kd = NULL; /* ours now */
+    offload_req_put(req);
+    return key_wrap(g->alg, g->pctx, kd);
 }
 
 static void km_gen_cleanup(void *genctx)
 {
-    struct km_genctx *g = genctx;
-
-    if (g == NULL)
-        return;
-    g->alg->gen_cleanup(g->sgen);
-    free(g);
+    genctx_put(genctx);
 }
 
 static int km_get_params(void *vkey, OSSL_PARAM params[])
