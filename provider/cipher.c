@@ -68,11 +68,13 @@ typedef struct ciph_ctx {
     OFFLOAD_PROVCTX *pctx;
     void *inner;
     int tls_cbc; /* CBC with "tls-version" set: stays inline */
+    int enc;     /* set by the last init */
 } CIPH_CTX;
 
 struct ciph_job {
     CIPH_CTX *ctx;
     int one_shot; /* OSSL_FUNC_cipher_cipher rather than update */
+    int secret;   /* the buffer may hold plaintext when released */
     unsigned char *buf;
     size_t inl, outl, outsize;
 };
@@ -131,7 +133,9 @@ static void ciph_job_release(struct offload_req *req)
 {
     struct ciph_job *j = (struct ciph_job *)req->payload;
 
-    OPENSSL_cleanse(j->buf, j->outsize);
+    /* Ciphertext needs no wiping; plaintext (decrypting, or a failed encrypt) does. */
+    if (j->secret || req->result <= 0)
+        OPENSSL_cleanse(j->buf, j->outsize);
     ciph_ctx_put(j->ctx);
 }
 
@@ -157,6 +161,7 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->one_shot = one_shot;
+    j->secret = !ctx->enc;
     j->buf = req->payload + sizeof(*j);
     j->inl = inl;
     /* The caller's limit, within what our buffer holds. */
@@ -209,8 +214,10 @@ static void *ciph_dupctx(void *vctx)
     CIPH_CTX *src = vctx, *dst;
 
     dst = ciph_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
-    if (dst != NULL)
+    if (dst != NULL) {
         dst->tls_cbc = src->tls_cbc;
+        dst->enc = src->enc;
+    }
     return dst;
 }
 
@@ -222,6 +229,7 @@ static int ciph_encrypt_init(void *vctx, const unsigned char *key, size_t keylen
     if (!offload_is_running())
         return 0;
     note_tls(ctx, params);
+    ctx->enc = 1;
     return ctx->alg->encrypt_init(ctx->inner, key, keylen, iv, ivlen, params);
 }
 
@@ -233,6 +241,7 @@ static int ciph_decrypt_init(void *vctx, const unsigned char *key, size_t keylen
     if (!offload_is_running())
         return 0;
     note_tls(ctx, params);
+    ctx->enc = 0;
     return ctx->alg->decrypt_init(ctx->inner, key, keylen, iv, ivlen, params);
 }
 

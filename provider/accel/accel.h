@@ -66,7 +66,12 @@ struct offload_req {
     _Alignas(16) unsigned char payload[];
 };
 
-/* A new request with |payload_size| zeroed bytes of payload, one reference. */
+/*
+ * A new request with |payload_size| bytes of payload and one reference.
+ * Only the first OFFLOAD_REQ_ZEROED bytes of the payload (the family's job
+ * struct) are zeroed: a 16 KiB record buffer is about to be overwritten.
+ */
+#define OFFLOAD_REQ_ZEROED 128
 struct offload_req *offload_req_new(offload_run_fn *run, offload_release_fn *release,
                                     enum offload_family family, size_t payload_size);
 void offload_req_up(struct offload_req *req);

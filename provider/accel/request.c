@@ -13,10 +13,14 @@
 struct offload_req *offload_req_new(offload_run_fn *run, offload_release_fn *release,
                                     enum offload_family family, size_t payload_size)
 {
-    struct offload_req *req = calloc(1, sizeof(*req) + payload_size);
+    struct offload_req *req = malloc(sizeof(*req) + payload_size);
 
     if (req == NULL)
         return NULL;
+    /* The header and the family's job struct; bulk buffers stay as they are. */
+    memset(req, 0,
+           sizeof(*req) + (payload_size < OFFLOAD_REQ_ZEROED ? payload_size
+                                                             : OFFLOAD_REQ_ZEROED));
     atomic_init(&req->refs, 1);
     atomic_init(&req->state, REQ_NEW);
     req->run = run;
