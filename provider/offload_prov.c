@@ -222,7 +222,7 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
 
     cfg->workers = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
     cfg->queue_depth = 1024;
-    cfg->inline_below = 16384;
+    cfg->inline_below = 32768;
     cfg->spin_us = 200;
     cfg->families = (1u << OFFLOAD_FAM_COUNT) - 1;
     cfg->debug = 0;
