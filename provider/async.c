@@ -131,9 +131,12 @@ int offload_async_run(struct offload_req *req)
         return offload_async_run_inline(req); /* never an unbounded queue, never a spin */
     offload_count(req->family, OFFLOAD_ST_OFFLOADED);
 
-    /* In callback mode always pause: the callback will resume exactly this pause. */
-    if (cbmode || !offload_req_done(req))
-        pause_job(req->family);
+    /*
+     * Always pause, even if a worker was already done: the callback (or the
+     * token) resumes exactly this pause, and a job that never yields would
+     * keep every other job of the thread waiting behind it.
+     */
+    pause_job(req->family);
     if (!offload_req_done(req)) {
         /*
          * Resumed early, or pauses are blocked (ASYNC_block_pause): run it

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "accel/accel.h"
@@ -29,6 +30,10 @@ static struct {
     _Atomic unsigned in_flight;   /* submitted, not yet completed */
     _Atomic unsigned outstanding; /* submitted, result not yet collected by its job */
     size_t high_water; /* survives queue re-creation */
+    unsigned running;  /* workers executing a request */
+    struct offload_req *done[16]; /* completions held for a batched signal */
+    unsigned ndone;
+    uint64_t done_first_ns;
 } A = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .work = PTHREAD_COND_INITIALIZER,
@@ -88,22 +93,32 @@ static void worker_idle(void)
 }
 
 /*
- * Completions of cheap requests are signalled in batches: a worker holds
- * them until it has BATCH_MAX, the oldest has waited BATCH_AGE_NS, the
- * queue runs dry, or an expensive request (RSA) comes next. The event loop
- * then wakes once for several jobs instead of once per job, which is what
- * lets cheap operations (ECDSA, X25519, records) gain on two cores; an
- * expensive request is signalled as soon as it completes.
+ * Completions of cheap requests are signalled in batches shared by all
+ * workers: they are held until BATCH_MAX are held, the oldest has waited
+ * BATCH_AGE_NS, an expensive request (RSA) is about to run, or the queue
+ * is dry and no worker is still running one (whoever finishes last
+ * signals for everybody). The event loop then wakes once for several jobs
+ * instead of once per job — its wake-up and its poll over every job's fd
+ * cost more than an ECDSA signature — and an expensive request is
+ * signalled as soon as it completes.
  */
-#define BATCH_MAX    8
+#define BATCH_MAX    16
 #define BATCH_AGE_NS 100000u
 
 struct batch {
     struct offload_req *req[BATCH_MAX];
     unsigned n;
-    uint64_t first_ns;
 };
 
+/* With A.lock held: moves the held completions into |b|. */
+static void batch_take(struct batch *b)
+{
+    memcpy(b->req, A.done, A.ndone * sizeof(*b->req));
+    b->n = A.ndone;
+    A.ndone = 0;
+}
+
+/* Without the lock: wakes every submitter in |b|. */
 static void batch_flush(struct batch *b)
 {
     unsigned i;
@@ -116,55 +131,63 @@ static void batch_flush(struct batch *b)
     b->n = 0;
 }
 
+/* With A.lock held; returns with it held. */
+static void signal_held(void)
+{
+    struct batch b;
+
+    batch_take(&b);
+    pthread_mutex_unlock(&A.lock);
+    batch_flush(&b);
+    pthread_mutex_lock(&A.lock);
+}
+
 static void *worker_main(void *arg)
 {
-    struct batch b = {.n = 0};
-
     (void)arg;
     pthread_mutex_lock(&A.lock);
     for (;;) {
         struct offload_req *req = offload_queue_pop(&A.q);
-        int dry;
+        uint32_t st;
         uint64_t t;
 
         if (req == NULL) {
-            if (b.n > 0) {
-                /* Another worker took what was left: signal before idling. */
-                pthread_mutex_unlock(&A.lock);
-                batch_flush(&b);
-                pthread_mutex_lock(&A.lock);
+            /* Dry: signal what is held unless a running worker will. */
+            if (A.ndone > 0 && (A.running == 0 || now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
+                signal_held();
                 continue;
             }
-            if (A.stopping)
+            if (A.stopping && A.ndone == 0)
                 break;
             worker_idle();
             continue;
         }
-        {
-            uint32_t s = atomic_load(&req->state);
-
-            atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
-            /* Keep a sleeper's bit; the submitter can no longer take it back. */
-            while (!atomic_compare_exchange_weak(&req->state, &s,
-                                                 (s & REQ_SLEEPER) | REQ_RUNNING))
-                ;
-        }
-        pthread_mutex_unlock(&A.lock);
+        atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
+        /* Keep a sleeper's bit; the submitter can no longer take it back. */
+        st = atomic_load(&req->state);
+        while (!atomic_compare_exchange_weak(&req->state, &st,
+                                             (st & REQ_SLEEPER) | REQ_RUNNING))
+            ;
         /* Nobody waits behind an expensive request for their completions. */
-        if (!req->cheap && b.n > 0)
-            batch_flush(&b);
+        if (!req->cheap && A.ndone > 0)
+            signal_held();
+        A.running++;
+        pthread_mutex_unlock(&A.lock);
+
         offload_req_execute(req);
         offload_count(req->family, OFFLOAD_ST_COMPLETED);
         if (req->result <= 0)
             offload_count(req->family, OFFLOAD_ST_FAILED);
         t = now_ns();
-        if (b.n == 0)
-            b.first_ns = t;
-        b.req[b.n++] = req;
-        dry = atomic_load_explicit(&A.qlen, memory_order_relaxed) == 0;
-        if (dry || !req->cheap || b.n == BATCH_MAX || t - b.first_ns >= BATCH_AGE_NS)
-            batch_flush(&b);
+
         pthread_mutex_lock(&A.lock);
+        A.running--;
+        if (A.ndone == 0)
+            A.done_first_ns = t;
+        A.done[A.ndone++] = req;
+        if (!req->cheap || A.ndone == BATCH_MAX || t - A.done_first_ns >= BATCH_AGE_NS ||
+            (A.q.count == 0 && A.running == 0))
+            signal_held();
     }
     pthread_mutex_unlock(&A.lock);
     OFFLOAD_DEBUG("worker exits");
@@ -195,7 +218,7 @@ static void atfork_child(void)
     atomic_store(&A.qlen, 0);
     free(A.threads);
     A.threads = NULL;
-    A.nthreads = A.nsleep = A.nspin = 0;
+    A.nthreads = A.nsleep = A.nspin = A.running = A.ndone = 0;
     atomic_store(&A.in_flight, 0);
     atomic_store(&A.outstanding, 0);
     atomic_fetch_add(&offload_fork_gen, 1);
