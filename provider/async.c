@@ -89,7 +89,7 @@ int offload_async_wanted(enum offload_family f, int cheap)
 
 int offload_async_run_inline(struct offload_req *req)
 {
-    offload_count(req->family, OFFLOAD_ST_INLINE);
+    offload_count_inline(req->family);
     req->result = req->run(req);
     if (req->result <= 0)
         offload_count(req->family, OFFLOAD_ST_FAILED);

@@ -112,7 +112,7 @@ static void note_tls(CIPH_CTX *ctx, const OSSL_PARAM params[])
     const OSSL_PARAM *p;
     unsigned int v;
 
-    if (!ctx->alg->tls_cbc_capable || params == NULL)
+    if (params == NULL || !ctx->alg->tls_cbc_capable)
         return;
     p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_TLS_VERSION);
     if (p != NULL && OSSL_PARAM_get_uint(p, &v))
@@ -176,11 +176,26 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
     return ret;
 }
 
-static int want_offload(CIPH_CTX *ctx, const unsigned char *out, const unsigned char *in,
-                        size_t inl)
+/*
+ * The hot path is a small record: one compare, a counter, a tail call.
+ * Everything about offloading lives out of line.
+ */
+static inline int big_update(const unsigned char *out, const unsigned char *in, size_t inl)
 {
-    return out != NULL && in != NULL && inl >= offload_conf.inline_below &&
-           inl > 0 && !ctx->tls_cbc && offload_async_wanted(OFFLOAD_FAM_CIPHER, 1);
+    return inl >= offload_conf.inline_below && inl > 0 && out != NULL && in != NULL;
+}
+
+static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,
+                                              unsigned char *out, size_t *outl,
+                                              size_t outsize, const unsigned char *in,
+                                              size_t inl)
+{
+    if (!ctx->tls_cbc && offload_async_wanted(OFFLOAD_FAM_CIPHER, 1))
+        return ciph_offload(ctx, one_shot, out, outl, outsize, in, inl);
+    offload_count_inline(OFFLOAD_FAM_CIPHER);
+    if (one_shot)
+        return ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
+    return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
 }
 
 /* ---- entry points ---- */
@@ -250,10 +265,10 @@ static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outs
 {
     CIPH_CTX *ctx = vctx;
 
-    if (want_offload(ctx, out, in, inl))
-        return ciph_offload(ctx, 0, out, outl, outsize, in, inl);
+    if (big_update(out, in, inl))
+        return ciph_big(ctx, 0, out, outl, outsize, in, inl);
     if (out != NULL && inl > 0)
-        offload_count(OFFLOAD_FAM_CIPHER, OFFLOAD_ST_INLINE);
+        offload_count_inline(OFFLOAD_FAM_CIPHER);
     return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
 }
 
@@ -269,10 +284,10 @@ static int ciph_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outs
 {
     CIPH_CTX *ctx = vctx;
 
-    if (want_offload(ctx, out, in, inl))
-        return ciph_offload(ctx, 1, out, outl, outsize, in, inl);
+    if (big_update(out, in, inl))
+        return ciph_big(ctx, 1, out, outl, outsize, in, inl);
     if (out != NULL && inl > 0)
-        offload_count(OFFLOAD_FAM_CIPHER, OFFLOAD_ST_INLINE);
+        offload_count_inline(OFFLOAD_FAM_CIPHER);
     return ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
 }
 

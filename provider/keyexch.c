@@ -194,7 +194,7 @@ static int kex_derive(void *vctx, unsigned char *secret, size_t *secretlen, size
     return ret;
 inline_:
     if (secret != NULL)
-        offload_count(OFFLOAD_FAM_KEYEXCH, OFFLOAD_ST_INLINE);
+        offload_count_inline(OFFLOAD_FAM_KEYEXCH);
     return ctx->alg->derive(ctx->inner, secret, secretlen, outlen);
 }
 

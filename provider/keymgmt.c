@@ -209,7 +209,7 @@ static void *km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     if (!g->alg->gen_offload || !offload_async_wanted(OFFLOAD_FAM_KEYGEN, 1) ||
         (req = offload_req_new(gen_job_run, gen_job_release, OFFLOAD_FAM_KEYGEN,
                                sizeof(*j))) == NULL) {
-        offload_count(OFFLOAD_FAM_KEYGEN, OFFLOAD_ST_INLINE);
+        offload_count_inline(OFFLOAD_FAM_KEYGEN);
         return key_wrap(g->alg, g->pctx, g->alg->gen(g->sgen, cb, cbarg));
     }
     req->cheap = 1;

@@ -30,17 +30,12 @@ int offload_debug_on;
 /* Instances alive (one per library context that loaded us). */
 static pthread_mutex_t prov_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned prov_instances;
-static _Atomic int prov_running;
+_Atomic int offload_running;
 
 static OSSL_FUNC_core_new_error_fn *c_new_error;
 static OSSL_FUNC_core_set_error_debug_fn *c_set_error_debug;
 static OSSL_FUNC_core_vset_error_fn *c_vset_error;
 static OSSL_FUNC_core_get_params_fn *c_get_params;
-
-int offload_is_running(void)
-{
-    return atomic_load_explicit(&prov_running, memory_order_relaxed);
-}
 
 /* ---- errors ---- */
 
@@ -347,7 +342,7 @@ static void offload_teardown(void *provctx)
         /* Drain and join the workers before the soft engine goes away. */
         offload_stats_file_stop();
         offload_accel_release();
-        atomic_store(&prov_running, 0);
+        atomic_store(&offload_running, 0);
         offload_soft_release();
         OFFLOAD_DEBUG("unloaded");
     } else {
@@ -420,7 +415,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         size_t nkex = offload_keyexch_bind();
         size_t nciph = offload_cipher_bind();
 
-        atomic_store(&prov_running, 1);
+        atomic_store(&offload_running, 1);
         if (offload_conf.stats_file[0] != '\0')
             offload_stats_file_start(offload_conf.stats_file);
         OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures, %zu key exchanges, "

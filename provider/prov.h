@@ -44,7 +44,11 @@ void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
     offload_raise((pctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
 
 /* 1 while the provider may serve requests (set by init, cleared by teardown). */
-int offload_is_running(void);
+extern _Atomic int offload_running;
+static inline int offload_is_running(void)
+{
+    return atomic_load_explicit(&offload_running, memory_order_relaxed);
+}
 
 /* Families, for the policy switch and the counters. */
 enum offload_family {
@@ -76,6 +80,19 @@ extern struct offload_counters offload_stats[OFFLOAD_FAM_COUNT];
 static inline void offload_count(enum offload_family f, enum offload_stat s)
 {
     atomic_fetch_add_explicit(&offload_stats[f].v[s], 1, memory_order_relaxed);
+}
+
+/*
+ * The inline counter sits on the hot path of every 16-byte record: a plain
+ * load and store, no locked add. Exact for one thread; threads racing on it
+ * may lose an increment, never corrupt it.
+ */
+static inline void offload_count_inline(enum offload_family f)
+{
+    _Atomic uint64_t *c = &offload_stats[f].v[OFFLOAD_ST_INLINE];
+
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* Settings from openssl.cnf, read at init. */

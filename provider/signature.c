@@ -306,7 +306,7 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
     }
     if (need > 0 && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->alg->cheap))
         return sig_offload(ctx, step, sig, siglen, need, tbs, tbslen);
-    offload_count(OFFLOAD_FAM_SIGNATURE, OFFLOAD_ST_INLINE);
+    offload_count_inline(OFFLOAD_FAM_SIGNATURE);
     last = ERR_peek_last_error();
     ret = soft_step(ctx, step, sig, siglen, sigsize, tbs, tbslen);
     if (ret <= 0) {
