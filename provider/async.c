@@ -137,6 +137,19 @@ int offload_async_run(struct offload_req *req)
      * keep every other job of the thread waiting behind it.
      */
     pause_job(req->family);
+    if (req->fork_gen != atomic_load_explicit(&offload_fork_gen, memory_order_relaxed)) {
+        /*
+         * Resumed in a fork()ed child: the parent's workers will never
+         * finish it here and the token would be the parent's. fork() waited
+         * until no worker was inside a request, so it either ran completely
+         * or not at all.
+         */
+        if (atomic_load_explicit(&req->executed, memory_order_acquire)) {
+            offload_req_raise_errors(req);
+            return req->result;
+        }
+        return offload_async_run_inline(req);
+    }
     if (!offload_req_done(req)) {
         /*
          * Resumed early, or pauses are blocked (ASYNC_block_pause): run it

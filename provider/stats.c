@@ -160,9 +160,35 @@ static void *stats_main(void *arg)
     return NULL;
 }
 
+/* The writer thread does not exist in a fork()ed child; its lock must be free there. */
+static void stats_prepare(void)
+{
+    pthread_mutex_lock(&F.lock);
+}
+
+static void stats_parent(void)
+{
+    pthread_mutex_unlock(&F.lock);
+}
+
+static void stats_child(void)
+{
+    pthread_mutex_init(&F.lock, NULL);
+    pthread_cond_init(&F.cond, NULL);
+    F.running = 0;
+}
+
+static pthread_once_t stats_atfork_once = PTHREAD_ONCE_INIT;
+
+static void stats_atfork(void)
+{
+    pthread_atfork(stats_prepare, stats_parent, stats_child);
+}
+
 void offload_stats_file_start(const char *path)
 {
     pthread_once(&names_once, build_names);
+    pthread_once(&stats_atfork_once, stats_atfork);
     pthread_mutex_lock(&F.lock);
     if (!F.running) {
         snprintf(F.path, sizeof(F.path), "%s", path);

@@ -19,7 +19,9 @@
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t work; /* workers sleep here */
+    pthread_cond_t work;  /* workers sleep here */
+    pthread_cond_t quiet; /* fork() waits here for running to reach 0 */
+    int forking;
     struct offload_queue q;
     _Atomic size_t qlen; /* q.count, readable without the lock by spinners */
     pthread_t *threads;
@@ -37,6 +39,7 @@ static struct {
 } A = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .work = PTHREAD_COND_INITIALIZER,
+    .quiet = PTHREAD_COND_INITIALIZER,
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -131,15 +134,24 @@ static void batch_flush(struct batch *b)
     b->n = 0;
 }
 
-/* With A.lock held; returns with it held. */
+/* A worker stops running (a request, or a flush): fork() may be waiting for that. */
+static void running_done(void)
+{
+    if (--A.running == 0 && A.forking)
+        pthread_cond_signal(&A.quiet);
+}
+
+/* With A.lock held; returns with it held. Counts as running: it takes waiter locks. */
 static void signal_held(void)
 {
     struct batch b;
 
     batch_take(&b);
+    A.running++;
     pthread_mutex_unlock(&A.lock);
     batch_flush(&b);
     pthread_mutex_lock(&A.lock);
+    running_done();
 }
 
 static void *worker_main(void *arg)
@@ -147,10 +159,15 @@ static void *worker_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&A.lock);
     for (;;) {
-        struct offload_req *req = offload_queue_pop(&A.q);
+        struct offload_req *req;
         uint32_t st;
         uint64_t t;
 
+        if (A.forking) { /* hold still: no lock of libcrypto's or ours may be taken */
+            pthread_cond_wait(&A.work, &A.lock);
+            continue;
+        }
+        req = offload_queue_pop(&A.q);
         if (req == NULL) {
             /* Dry: signal what is held unless a running worker will. */
             if (A.ndone > 0 && (A.running == 0 || now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
@@ -181,7 +198,7 @@ static void *worker_main(void *arg)
         t = now_ns();
 
         pthread_mutex_lock(&A.lock);
-        A.running--;
+        running_done();
         if (A.ndone == 0)
             A.done_first_ns = t;
         A.done[A.ndone++] = req;
@@ -194,14 +211,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* In a fork()ed child only the forking thread exists: forget the workers. */
+/*
+ * fork(): the child inherits only the forking thread, and every lock as it
+ * was. So before forking, wait until no worker is inside a request (which
+ * may hold libcrypto's locks) or a wake-up (which holds a waiter's lock),
+ * and keep them out until the fork is done. In the child, forget the
+ * workers: new ones start at its first request.
+ */
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&A.lock);
+    A.forking = 1;
+    while (A.running > 0)
+        pthread_cond_wait(&A.quiet, &A.lock);
 }
 
 static void atfork_parent(void)
 {
+    A.forking = 0;
+    pthread_cond_broadcast(&A.work);
     pthread_mutex_unlock(&A.lock);
 }
 
@@ -209,6 +237,8 @@ static void atfork_child(void)
 {
     pthread_mutex_init(&A.lock, NULL);
     pthread_cond_init(&A.work, NULL);
+    pthread_cond_init(&A.quiet, NULL);
+    A.forking = 0;
     /*
      * Queued requests belong to the parent's jobs: the child never runs
      * them (their eventfds are the parent's). Their memory is dropped with
@@ -304,6 +334,7 @@ int offload_accel_submit(struct offload_req *req)
         return 0;
     }
     atomic_store_explicit(&req->state, REQ_QUEUED, memory_order_relaxed);
+    req->fork_gen = atomic_load_explicit(&offload_fork_gen, memory_order_relaxed);
     if (!offload_queue_push(&A.q, req)) {
         pthread_mutex_unlock(&A.lock);
         atomic_store_explicit(&req->state, REQ_NEW, memory_order_relaxed);

@@ -57,6 +57,7 @@ void offload_req_execute(struct offload_req *req)
     /* Worker threads only: their error queue holds nothing of anyone else. */
     ERR_clear_error();
     req->result = req->run(req);
+    atomic_store_explicit(&req->executed, 1, memory_order_release);
     /* Keep what the soft engine raised; it belongs to the submitter's thread. */
     while ((code = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
         struct offload_err *e;
