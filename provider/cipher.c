@@ -1,5 +1,6 @@
 /*
- * Ciphers: AES-128/192/256-GCM, AES-128/256-CBC, ChaCha20-Poly1305.
+ * Ciphers: AES-128/192/256-GCM, AES-128/256-CBC, ChaCha20-Poly1305, and
+ * the stitched AES-CBC-HMAC-SHA1/SHA256 ciphers TLS 1.2 uses.
  *
  * Our context holds the soft engine's cipher context: init, params, AAD,
  * final and every small update run inline through one function-pointer
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 
 #include "async.h"
@@ -25,6 +27,7 @@
 struct ciph_alg {
     const char *name;
     int tls_cbc_capable; /* "tls-version" makes updates return MAC pointers */
+    int never_offload;   /* stitched TLS ciphers: records of at most 16 KiB */
     const char *names;
     const OSSL_DISPATCH *soft;
     OSSL_FUNC_cipher_newctx_fn *newctx;
@@ -50,9 +53,18 @@ enum {
     CIPH_AES128CBC,
     CIPH_AES256CBC,
     CIPH_CHACHAPOLY,
+    CIPH_AES128CBC_SHA1,
+    CIPH_AES256CBC_SHA1,
+    CIPH_AES128CBC_SHA256,
+    CIPH_AES256CBC_SHA256,
     CIPH_COUNT
 };
 
+/*
+ * The stitched AES-CBC-HMAC ciphers exist for libssl's TLS 1.2 CBC suites
+ * without encrypt-then-MAC (and only where the CPU has AES-NI): without
+ * them here, libssl would pick the default provider's and bypass us.
+ */
 static struct ciph_alg ciph_algs[CIPH_COUNT] = {
     [CIPH_AES128GCM] = {.name = "AES-128-GCM"},
     [CIPH_AES192GCM] = {.name = "AES-192-GCM"},
@@ -60,6 +72,10 @@ static struct ciph_alg ciph_algs[CIPH_COUNT] = {
     [CIPH_AES128CBC] = {.name = "AES-128-CBC", .tls_cbc_capable = 1},
     [CIPH_AES256CBC] = {.name = "AES-256-CBC", .tls_cbc_capable = 1},
     [CIPH_CHACHAPOLY] = {.name = "ChaCha20-Poly1305"},
+    [CIPH_AES128CBC_SHA1] = {.name = "AES-128-CBC-HMAC-SHA1", .never_offload = 1},
+    [CIPH_AES256CBC_SHA1] = {.name = "AES-256-CBC-HMAC-SHA1", .never_offload = 1},
+    [CIPH_AES128CBC_SHA256] = {.name = "AES-128-CBC-HMAC-SHA256", .never_offload = 1},
+    [CIPH_AES256CBC_SHA256] = {.name = "AES-256-CBC-HMAC-SHA256", .never_offload = 1},
 };
 
 typedef struct ciph_ctx {
@@ -73,9 +89,10 @@ typedef struct ciph_ctx {
 
 struct ciph_job {
     CIPH_CTX *ctx;
-    int one_shot; /* OSSL_FUNC_cipher_cipher rather than update */
-    int secret;   /* the buffer may hold plaintext when released */
-    unsigned char *buf;
+    int one_shot;       /* OSSL_FUNC_cipher_cipher rather than update */
+    int secret;         /* the buffer may hold plaintext when released */
+    unsigned char *buf; /* output (and input when the caller works in place) */
+    unsigned char *in;  /* the input: buf, or a copy apart */
     size_t inl, outl, outsize;
 };
 
@@ -87,7 +104,8 @@ static void ciph_ctx_put(CIPH_CTX *ctx)
     free(ctx);
 }
 
-static CIPH_CTX *ciph_ctx_new(OFFLOAD_PROVCTX *pctx, const struct ciph_alg *alg, void *inner)
+static CIPH_CTX *ciph_ctx_new(OFFLOAD_PROVCTX *pctx, const struct ciph_alg *alg,
+                              void *inner)
 {
     CIPH_CTX *ctx;
 
@@ -125,8 +143,8 @@ static int ciph_job_run(struct offload_req *req)
     const struct ciph_alg *alg = j->ctx->alg;
 
     if (j->one_shot)
-        return alg->cipher(j->ctx->inner, j->buf, &j->outl, j->outsize, j->buf, j->inl);
-    return alg->update(j->ctx->inner, j->buf, &j->outl, j->outsize, j->buf, j->inl);
+        return alg->cipher(j->ctx->inner, j->buf, &j->outl, j->outsize, j->in, j->inl);
+    return alg->update(j->ctx->inner, j->buf, &j->outl, j->outsize, j->in, j->inl);
 }
 
 static void ciph_job_release(struct offload_req *req)
@@ -136,6 +154,8 @@ static void ciph_job_release(struct offload_req *req)
     /* Ciphertext needs no wiping; plaintext (decrypting, or a failed encrypt) does. */
     if (j->secret || req->result <= 0)
         OPENSSL_cleanse(j->buf, j->outsize);
+    if (j->in != j->buf && !j->secret) /* the plaintext given to encrypt */
+        OPENSSL_cleanse(j->in, j->inl);
     ciph_ctx_put(j->ctx);
 }
 
@@ -150,8 +170,14 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
     struct ciph_job *j;
     int ret;
 
+    /*
+     * In place only when the caller is (TLS AEAD records must be): a block
+     * cipher holding buffered bytes writes ahead of its input.
+     */
+    int inplace = out == in;
+
     req = offload_req_new(ciph_job_run, ciph_job_release, OFFLOAD_FAM_CIPHER,
-                          sizeof(*j) + inl + CIPH_SLACK);
+                          sizeof(*j) + inl + CIPH_SLACK + (inplace ? 0 : inl));
     if (req == NULL) {
         OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ALLOC, "cipher request of %zu bytes", inl);
         return 0;
@@ -166,7 +192,8 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
     j->inl = inl;
     /* The caller's limit, within what our buffer holds. */
     j->outsize = outsize < inl + CIPH_SLACK ? outsize : inl + CIPH_SLACK;
-    memcpy(j->buf, in, inl);
+    j->in = inplace ? j->buf : j->buf + inl + CIPH_SLACK;
+    memcpy(j->in, in, inl);
     ret = offload_async_run(req);
     if (ret > 0) {
         memcpy(out, j->buf, j->outl);
@@ -180,7 +207,8 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
  * The hot path is a small record: one compare, a counter, a tail call.
  * Everything about offloading lives out of line.
  */
-static inline int big_update(const unsigned char *out, const unsigned char *in, size_t inl)
+static inline int big_update(const unsigned char *out, const unsigned char *in,
+                             size_t inl)
 {
     return inl >= offload_conf.inline_below && inl > 0 && out != NULL && in != NULL;
 }
@@ -190,7 +218,8 @@ static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,
                                               size_t outsize, const unsigned char *in,
                                               size_t inl)
 {
-    if (!ctx->tls_cbc && offload_async_wanted(OFFLOAD_FAM_CIPHER, 1))
+    if (!ctx->tls_cbc && !ctx->alg->never_offload &&
+        offload_async_wanted(OFFLOAD_FAM_CIPHER, 1))
         return ciph_offload(ctx, one_shot, out, outl, outsize, in, inl);
     offload_count_inline(OFFLOAD_FAM_CIPHER);
     if (one_shot)
@@ -237,7 +266,8 @@ static void *ciph_dupctx(void *vctx)
 }
 
 static int ciph_encrypt_init(void *vctx, const unsigned char *key, size_t keylen,
-                             const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[])
+                             const unsigned char *iv, size_t ivlen,
+                             const OSSL_PARAM params[])
 {
     CIPH_CTX *ctx = vctx;
 
@@ -249,7 +279,8 @@ static int ciph_encrypt_init(void *vctx, const unsigned char *key, size_t keylen
 }
 
 static int ciph_decrypt_init(void *vctx, const unsigned char *key, size_t keylen,
-                             const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[])
+                             const unsigned char *iv, size_t ivlen,
+                             const OSSL_PARAM params[])
 {
     CIPH_CTX *ctx = vctx;
 
@@ -275,8 +306,14 @@ static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outs
 static int ciph_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
 {
     CIPH_CTX *ctx = vctx;
+    unsigned long last = ERR_peek_last_error();
+    int ret = ctx->alg->final(ctx->inner, out, outl, outsize);
 
-    return ctx->alg->final(ctx->inner, out, outl, outsize);
+    /* The default provider fails an AEAD tag check silently: say why. */
+    if (ret <= 0 && ERR_peek_last_error() == last)
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_TAG_MISMATCH,
+                      "%s final (no tag set, or it does not match)", ctx->alg->name);
+    return ret;
 }
 
 static int ciph_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
@@ -334,16 +371,20 @@ struct ciph_tramp {
     static const OSSL_PARAM *ciph_gettable_ctx_##i(void *vctx, void *provctx)            \
     {                                                                                    \
         (void)provctx;                                                                   \
-        return ciph_algs[i].gettable_ctx_params(CIPH_INNER(vctx), offload_soft_provctx()); \
+        return ciph_algs[i].gettable_ctx_params(CIPH_INNER(vctx),                        \
+                                                offload_soft_provctx());                 \
     }                                                                                    \
     static const OSSL_PARAM *ciph_settable_ctx_##i(void *vctx, void *provctx)            \
     {                                                                                    \
         (void)provctx;                                                                   \
-        return ciph_algs[i].settable_ctx_params(CIPH_INNER(vctx), offload_soft_provctx()); \
+        return ciph_algs[i].settable_ctx_params(CIPH_INNER(vctx),                        \
+                                                offload_soft_provctx());                 \
     }
 #define CIPH_TRAMP(i)                                                                    \
-    {ciph_newctx_##i, ciph_get_params_##i, ciph_gettable_##i, ciph_gettable_ctx_##i,     \
-     ciph_settable_ctx_##i}
+    {                                                                                    \
+        ciph_newctx_##i, ciph_get_params_##i, ciph_gettable_##i, ciph_gettable_ctx_##i,  \
+            ciph_settable_ctx_##i                                                        \
+    }
 
 CIPH_TRAMPOLINES(0)
 CIPH_TRAMPOLINES(1)
@@ -351,10 +392,14 @@ CIPH_TRAMPOLINES(2)
 CIPH_TRAMPOLINES(3)
 CIPH_TRAMPOLINES(4)
 CIPH_TRAMPOLINES(5)
+CIPH_TRAMPOLINES(6)
+CIPH_TRAMPOLINES(7)
+CIPH_TRAMPOLINES(8)
+CIPH_TRAMPOLINES(9)
 
 static const struct ciph_tramp ciph_tramps[CIPH_COUNT] = {
-    CIPH_TRAMP(0), CIPH_TRAMP(1), CIPH_TRAMP(2),
-    CIPH_TRAMP(3), CIPH_TRAMP(4), CIPH_TRAMP(5),
+    CIPH_TRAMP(0), CIPH_TRAMP(1), CIPH_TRAMP(2), CIPH_TRAMP(3), CIPH_TRAMP(4),
+    CIPH_TRAMP(5), CIPH_TRAMP(6), CIPH_TRAMP(7), CIPH_TRAMP(8), CIPH_TRAMP(9),
 };
 
 #define CIPH_MAX_FNS 16
@@ -398,12 +443,13 @@ size_t offload_cipher_bind(void)
              t->settable_ctx_params);
         *d = (OSSL_DISPATCH){0, NULL};
         if (alg->newctx == NULL || alg->freectx == NULL || alg->update == NULL ||
-            alg->final == NULL || alg->encrypt_init == NULL || alg->decrypt_init == NULL) {
+            alg->final == NULL || alg->encrypt_init == NULL ||
+            alg->decrypt_init == NULL) {
             alg->soft = NULL;
             continue;
         }
-        ciph_table[n++] = (OSSL_ALGORITHM){alg->names, "provider=offload", ciph_dispatch[i],
-                                           "offload cipher"};
+        ciph_table[n++] = (OSSL_ALGORITHM){alg->names, "provider=offload",
+                                           ciph_dispatch[i], "offload cipher"};
     }
     ciph_table[n] = (OSSL_ALGORITHM){NULL, NULL, NULL, NULL};
     return n;

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/proverr.h>
+#include <openssl/provider.h>
 
 #include "accel/accel.h"
 #include "families.h"
@@ -140,7 +141,8 @@ static int parse_families(OFFLOAD_PROVCTX *pctx, const char *val, unsigned *out)
     if (strlen(val) >= sizeof(buf))
         goto bad;
     strcpy(buf, val);
-    for (tok = strtok_r(buf, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+    for (tok = strtok_r(buf, ", ", &save); tok != NULL;
+         tok = strtok_r(NULL, ", ", &save)) {
         for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
             if (strcasecmp(tok, offload_family_names[f]) == 0)
                 break;
@@ -166,14 +168,22 @@ bad:
  */
 static void report_unknown_keys(const char *provname)
 {
-    static const char *const known[] = {
-        "module", "activate", "identity", "soft_load", OFFLOAD_CONF_WORKERS,
-        OFFLOAD_CONF_QUEUE_DEPTH, OFFLOAD_CONF_INLINE_BELOW, OFFLOAD_CONF_OFFLOAD,
-        OFFLOAD_CONF_SPIN_US, OFFLOAD_CONF_DEBUG, OFFLOAD_CONF_STATS_FILE, NULL};
+    static const char *const known[] = {"module",
+                                        "activate",
+                                        "identity",
+                                        "soft_load",
+                                        OFFLOAD_CONF_WORKERS,
+                                        OFFLOAD_CONF_QUEUE_DEPTH,
+                                        OFFLOAD_CONF_INLINE_BELOW,
+                                        OFFLOAD_CONF_OFFLOAD,
+                                        OFFLOAD_CONF_SPIN_US,
+                                        OFFLOAD_CONF_DEBUG,
+                                        OFFLOAD_CONF_STATS_FILE,
+                                        NULL};
     char *file = CONF_get1_default_config_file();
     CONF *conf = NCONF_new(NULL);
     const char *init, *provs, *ours;
-    STACK_OF(CONF_VALUE) *sect;
+    STACK_OF(CONF_VALUE) * sect;
     int i, k;
 
     if (file == NULL || conf == NULL || NCONF_load(conf, file, NULL) <= 0)
@@ -292,11 +302,13 @@ static int offload_get_params(void *provctx, OSSL_PARAM params[])
         int ok = 1;
 
         if (strcmp(p->key, OSSL_PROV_PARAM_NAME) == 0)
-            ok = OSSL_PARAM_set_utf8_ptr(p, "offload: crypto on worker threads, async jobs");
+            ok = OSSL_PARAM_set_utf8_ptr(p,
+                                         "offload: crypto on worker threads, async jobs");
         else if (strcmp(p->key, OSSL_PROV_PARAM_VERSION) == 0)
             ok = OSSL_PARAM_set_utf8_ptr(p, OFFLOAD_VERSION);
         else if (strcmp(p->key, OSSL_PROV_PARAM_BUILDINFO) == 0)
-            ok = OSSL_PARAM_set_utf8_ptr(p, OFFLOAD_VERSION " (soft engine: default provider)");
+            ok = OSSL_PARAM_set_utf8_ptr(p, OFFLOAD_VERSION
+                                         " (soft engine: default provider)");
         else if (strcmp(p->key, OSSL_PROV_PARAM_STATUS) == 0)
             ok = OSSL_PARAM_set_int(p, offload_is_running());
         else
@@ -353,7 +365,21 @@ static void offload_teardown(void *provctx)
     free(pctx);
 }
 
+/*
+ * libssl keeps a TLS group only when the key manager it fetches for the
+ * group's algorithm comes from the provider that advertised the group:
+ * our EC/X25519/X448 key managers are preferred, so we must advertise the
+ * groups too (the default provider's, as they are).
+ */
+static int offload_get_capabilities(void *provctx, const char *capability,
+                                    OSSL_CALLBACK *cb, void *arg)
+{
+    (void)provctx;
+    return OSSL_PROVIDER_get_capabilities(offload_soft_prov(), capability, cb, arg);
+}
+
 static const OSSL_DISPATCH offload_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))offload_get_capabilities},
     {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))offload_teardown},
     {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))offload_gettable_params},
     {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))offload_get_params},
@@ -406,7 +432,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (!offload_accel_acquire()) {
         offload_soft_release();
         pthread_mutex_unlock(&prov_lock);
-        OFFLOAD_RAISE(pctx, OFFLOAD_R_ALLOC, "queue of %u requests", offload_conf.queue_depth);
+        OFFLOAD_RAISE(pctx, OFFLOAD_R_ALLOC, "queue of %u requests",
+                      offload_conf.queue_depth);
         goto err;
     }
     if (prov_instances++ == 0) {
@@ -418,10 +445,11 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         atomic_store(&offload_running, 1);
         if (offload_conf.stats_file[0] != '\0')
             offload_stats_file_start(offload_conf.stats_file);
-        OFFLOAD_DEBUG("loaded: %zu key types, %zu signatures, %zu key exchanges, "
-                      "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
-                      nkm, nsig, nkex, nciph, offload_conf.workers, offload_conf.queue_depth,
-                      offload_conf.inline_below, offload_conf.spin_us);
+        OFFLOAD_DEBUG(
+            "loaded: %zu key types, %zu signatures, %zu key exchanges, "
+            "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
+            nkm, nsig, nkex, nciph, offload_conf.workers, offload_conf.queue_depth,
+            offload_conf.inline_below, offload_conf.spin_us);
     }
     pthread_mutex_unlock(&prov_lock);
     *out = offload_dispatch;

@@ -58,6 +58,11 @@ void *offload_soft_provctx(void)
     return S.provctx;
 }
 
+OSSL_PROVIDER *offload_soft_prov(void)
+{
+    return S.prov;
+}
+
 OSSL_LIB_CTX *offload_soft_libctx(void)
 {
     return S.libctx;
