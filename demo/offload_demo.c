@@ -204,8 +204,8 @@ int main(int argc, char **argv)
                         "OPENSSL_MODULES=build/provider\n");
         return 1;
     }
-    printf("providers loaded from %s:\n", getenv("OPENSSL_CONF") ? getenv("OPENSSL_CONF")
-                                                                 : "the default openssl.cnf");
+    printf("providers loaded from %s:\n",
+           getenv("OPENSSL_CONF") ? getenv("OPENSSL_CONF") : "the default openssl.cnf");
     OSSL_PROVIDER_do_all(NULL, print_provider, NULL);
     ASYNC_init_thread(JOBS, JOBS);
     printf("\n%-12s %-34s %8s %10s %9s %14s\n", "algorithm", "path", "signs", "signs/s",
@@ -233,15 +233,16 @@ int main(int argc, char **argv)
                100.0 * cpu / t_async);
         EVP_PKEY_free(pkey);
     }
-    printf("\ncounters: offloaded=%llu pauses=%llu completed=%llu inline=%llu failed=%llu "
-           "queue high-water=%llu workers=%llu\n",
-           (unsigned long long)counter("offload-signature-offloaded"),
-           (unsigned long long)counter("offload-signature-pauses"),
-           (unsigned long long)counter("offload-signature-completed"),
-           (unsigned long long)counter("offload-signature-inline"),
-           (unsigned long long)counter("offload-signature-failed"),
-           (unsigned long long)counter(OFFLOAD_PARAM_QUEUE_HIGH_WATER),
-           (unsigned long long)counter(OFFLOAD_PARAM_WORKERS));
+    printf(
+        "\ncounters: offloaded=%llu pauses=%llu completed=%llu inline=%llu failed=%llu "
+        "queue high-water=%llu workers=%llu\n",
+        (unsigned long long)counter("offload-signature-offloaded"),
+        (unsigned long long)counter("offload-signature-pauses"),
+        (unsigned long long)counter("offload-signature-completed"),
+        (unsigned long long)counter("offload-signature-inline"),
+        (unsigned long long)counter("offload-signature-failed"),
+        (unsigned long long)counter(OFFLOAD_PARAM_QUEUE_HIGH_WATER),
+        (unsigned long long)counter(OFFLOAD_PARAM_WORKERS));
     printf("every signature checked with the default provider: %s\n",
            bad == 0 ? "all valid" : "FAILURES");
     ASYNC_cleanup_thread();

@@ -12,13 +12,17 @@
 #define OFFLOAD_PROVIDER_NAME "offload"
 
 /* Keys of the provider's section in openssl.cnf. */
-#define OFFLOAD_CONF_WORKERS      "workers"      /* worker threads, 1..256; default: online CPUs */
-#define OFFLOAD_CONF_QUEUE_DEPTH  "queue_depth"  /* bounded queue length, 1..1048576; default 1024 */
-#define OFFLOAD_CONF_INLINE_BELOW "inline_below" /* cipher bytes kept inline, 0..1048576 */
-#define OFFLOAD_CONF_OFFLOAD      "offload"      /* families: "all", "none" or a comma list */
-#define OFFLOAD_CONF_SPIN_US      "spin_us"      /* worker busy-wait before sleeping, 0..10000 */
-#define OFFLOAD_CONF_DEBUG        "debug"        /* 0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) */
-#define OFFLOAD_CONF_STATS_FILE   "stats_file"   /* absolute path rewritten with the counters */
+#define OFFLOAD_CONF_WORKERS "workers" /* worker threads, 1..256; default: online CPUs   \
+                                        */
+#define OFFLOAD_CONF_QUEUE_DEPTH                                                         \
+    "queue_depth" /* bounded queue length, 1..1048576; default 1024 */
+#define OFFLOAD_CONF_INLINE_BELOW                                                        \
+    "inline_below"                     /* cipher bytes kept inline, 0..1048576 */
+#define OFFLOAD_CONF_OFFLOAD "offload" /* families: "all", "none" or a comma list */
+#define OFFLOAD_CONF_SPIN_US "spin_us" /* worker busy-wait before sleeping, 0..10000 */
+#define OFFLOAD_CONF_DEBUG   "debug" /* 0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) */
+#define OFFLOAD_CONF_STATS_FILE                                                          \
+    "stats_file" /* absolute path rewritten with the counters */
 
 /* Family names used in the "offload" key and in counter names. */
 #define OFFLOAD_FAMILY_SIGNATURE "signature"

@@ -12,7 +12,8 @@
 #include "accel/wake.h"
 #include "async.h"
 
-/* One key for the whole process: one wait fd per ASYNC_WAIT_CTX, however many instances. */
+/* One key for the whole process: one wait fd per ASYNC_WAIT_CTX, however many instances.
+ */
 static const char waiter_key;
 
 static void waiter_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd,

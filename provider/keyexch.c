@@ -236,7 +236,10 @@ struct kex_tramp {
         (void)provctx;                                                                   \
         return kex_algs[i].gettable_ctx_params(KEX_INNER(vctx), offload_soft_provctx()); \
     }
-#define KEX_TRAMP(i) {kex_newctx_##i, kex_settable_##i, kex_gettable_##i}
+#define KEX_TRAMP(i)                                                                     \
+    {                                                                                    \
+        kex_newctx_##i, kex_settable_##i, kex_gettable_##i                               \
+    }
 
 KEX_TRAMPOLINES(0)
 KEX_TRAMPOLINES(1)

@@ -338,8 +338,10 @@ struct km_tramp {
     }
 
 #define KM_TRAMP(i)                                                                      \
-    {km_new_##i,   km_gen_init_##i, km_gen_settable_##i,    km_gettable_##i,             \
-     km_settable_##i, km_opname_##i, km_import_types_##i, km_export_types_##i}
+    {                                                                                    \
+        km_new_##i, km_gen_init_##i, km_gen_settable_##i, km_gettable_##i,               \
+            km_settable_##i, km_opname_##i, km_import_types_##i, km_export_types_##i     \
+    }
 
 KM_TRAMPOLINES(0)
 KM_TRAMPOLINES(1)

@@ -68,7 +68,7 @@ typedef struct sig_ctx {
     _Atomic unsigned refs; /* the EVP side's, plus one per request in flight */
     const struct sig_alg *alg;
     OFFLOAD_PROVCTX *pctx;
-    void *inner; /* the soft engine's context */
+    void *inner;   /* the soft engine's context */
     size_t maxsig; /* signature size for the key set at init; 0: ask the soft engine */
 } SIG_CTX;
 
@@ -294,14 +294,15 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
     }
     if (sig == NULL) /* size query */
         return soft_step(ctx, step, NULL, siglen, 0, tbs, tbslen);
-    /* The size depends on the key only: ask once per init (ECDSA's answer costs an encode). */
+    /* The size depends on the key only: ask once per init (ECDSA's answer costs an
+     * encode). */
     if (ctx->maxsig == 0 && soft_step(ctx, step, NULL, &need, 0, tbs, tbslen) > 0)
         ctx->maxsig = need;
     need = ctx->maxsig;
     if (need > sigsize) {
         OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_BUFFER_TOO_SMALL,
-                      "%s signature needs %zu bytes, buffer has %zu", ctx->alg->name, need,
-                      sigsize);
+                      "%s signature needs %zu bytes, buffer has %zu", ctx->alg->name,
+                      need, sigsize);
         return 0;
     }
     if (need > 0 && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->alg->cheap))
@@ -313,7 +314,8 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
         offload_count(OFFLOAD_FAM_SIGNATURE, OFFLOAD_ST_FAILED);
         if (ERR_peek_last_error() == last) /* the soft engine said nothing */
             OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED,
-                          "%s signing failed (input of %zu bytes)", ctx->alg->name, tbslen);
+                          "%s signing failed (input of %zu bytes)", ctx->alg->name,
+                          tbslen);
     }
     return ret;
 }
@@ -533,8 +535,10 @@ struct sig_tramp {
         return sig_algs[i].settable_ctx_md_params(INNER(vctx));                          \
     }
 #define SIG_TRAMP(i)                                                                     \
-    {sig_newctx_##i, sig_gettable_##i, sig_settable_##i, sig_gettable_md_##i,            \
-     sig_settable_md_##i}
+    {                                                                                    \
+        sig_newctx_##i, sig_gettable_##i, sig_settable_##i, sig_gettable_md_##i,         \
+            sig_settable_md_##i                                                          \
+    }
 
 SIG_TRAMPOLINES(0)
 SIG_TRAMPOLINES(1)
@@ -542,7 +546,10 @@ SIG_TRAMPOLINES(2)
 SIG_TRAMPOLINES(3)
 
 static const struct sig_tramp sig_tramps[SIG_COUNT] = {
-    SIG_TRAMP(0), SIG_TRAMP(1), SIG_TRAMP(2), SIG_TRAMP(3),
+    SIG_TRAMP(0),
+    SIG_TRAMP(1),
+    SIG_TRAMP(2),
+    SIG_TRAMP(3),
 };
 
 /* ---- binding and the algorithm table ---- */
@@ -580,7 +587,8 @@ size_t offload_signature_bind(void)
         BIND(verify_recover_init, OSSL_FUNC_SIGNATURE_VERIFY_RECOVER_INIT,
              sig_verify_recover_init);
         BIND(verify_recover, OSSL_FUNC_SIGNATURE_VERIFY_RECOVER, sig_verify_recover);
-        BIND(digest_sign_init, OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, sig_digest_sign_init);
+        BIND(digest_sign_init, OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT,
+             sig_digest_sign_init);
         BIND(digest_sign_update, OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
              sig_digest_sign_update);
         BIND(digest_sign_final, OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL,

@@ -23,9 +23,9 @@ const char *const offload_stat_names[OFFLOAD_ST_COUNT] = {
     OFFLOAD_STAT_FAILED,    OFFLOAD_STAT_QUEUE_FULL, OFFLOAD_STAT_PAUSES};
 struct offload_counters offload_stats[OFFLOAD_FAM_COUNT];
 
-#define NSTATS     ((OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT)
-#define KEY_LEN    48
-#define NGETTABLE  (4 + NSTATS + 3 + 1)
+#define NSTATS    ((OFFLOAD_FAM_COUNT + 1) * OFFLOAD_ST_COUNT)
+#define KEY_LEN   48
+#define NGETTABLE (4 + NSTATS + 3 + 1)
 
 static OSSL_PARAM gettable[NGETTABLE];
 static char stat_keys[NSTATS][KEY_LEN];
@@ -41,7 +41,8 @@ static void build_names(void)
     gettable[n++] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, NULL, 0);
     gettable[n++] = OSSL_PARAM_construct_int(OSSL_PROV_PARAM_STATUS, NULL);
     for (k = 0; k < NSTATS; k++) {
-        int s = (int)(k / (OFFLOAD_FAM_COUNT + 1)), f = (int)(k % (OFFLOAD_FAM_COUNT + 1)) - 1;
+        int s = (int)(k / (OFFLOAD_FAM_COUNT + 1)),
+            f = (int)(k % (OFFLOAD_FAM_COUNT + 1)) - 1;
 
         if (f < 0)
             snprintf(stat_keys[k], KEY_LEN, "offload-%s", offload_stat_names[s]);
@@ -58,7 +59,8 @@ static void build_names(void)
 
 static uint64_t stat_of(size_t k)
 {
-    int s = (int)(k / (OFFLOAD_FAM_COUNT + 1)), f = (int)(k % (OFFLOAD_FAM_COUNT + 1)) - 1;
+    int s = (int)(k / (OFFLOAD_FAM_COUNT + 1)),
+        f = (int)(k % (OFFLOAD_FAM_COUNT + 1)) - 1;
     uint64_t v = 0;
 
     if (f >= 0)

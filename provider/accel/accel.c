@@ -31,8 +31,8 @@ static struct {
     unsigned users;
     _Atomic unsigned in_flight;   /* submitted, not yet completed */
     _Atomic unsigned outstanding; /* submitted, result not yet collected by its job */
-    size_t high_water; /* survives queue re-creation */
-    unsigned running;  /* workers executing a request */
+    size_t high_water;            /* survives queue re-creation */
+    unsigned running;             /* workers executing a request */
     struct offload_req *done[16]; /* completions held for a batched signal */
     unsigned ndone;
     uint64_t done_first_ns;
@@ -170,7 +170,8 @@ static void *worker_main(void *arg)
         req = offload_queue_pop(&A.q);
         if (req == NULL) {
             /* Dry: signal what is held unless a running worker will. */
-            if (A.ndone > 0 && (A.running == 0 || now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
+            if (A.ndone > 0 &&
+                (A.running == 0 || now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
                 signal_held();
                 continue;
             }

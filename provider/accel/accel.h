@@ -54,8 +54,8 @@ struct offload_req {
     offload_release_fn *release;
     enum offload_family family;
     int cheap; /* well under BATCH_AGE: its completion may be signalled in a batch */
-    unsigned fork_gen;     /* offload_fork_gen when submitted */
-    _Atomic int executed;  /* run finished (result valid), maybe not yet signalled */
+    unsigned fork_gen;    /* offload_fork_gen when submitted */
+    _Atomic int executed; /* run finished (result valid), maybe not yet signalled */
     int result;
     /* Wake target, captured on the submitting thread. */
     struct offload_waiter *waiter; /* reference held; NULL: nobody to wake */

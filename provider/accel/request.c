@@ -19,8 +19,8 @@ struct offload_req *offload_req_new(offload_run_fn *run, offload_release_fn *rel
         return NULL;
     /* The header and the family's job struct; bulk buffers stay as they are. */
     memset(req, 0,
-           sizeof(*req) + (payload_size < OFFLOAD_REQ_ZEROED ? payload_size
-                                                             : OFFLOAD_REQ_ZEROED));
+           sizeof(*req) +
+               (payload_size < OFFLOAD_REQ_ZEROED ? payload_size : OFFLOAD_REQ_ZEROED));
     atomic_init(&req->refs, 1);
     atomic_init(&req->state, REQ_NEW);
     req->run = run;
@@ -38,7 +38,8 @@ void offload_req_put(struct offload_req *req)
 {
     unsigned i;
 
-    if (req == NULL || atomic_fetch_sub_explicit(&req->refs, 1, memory_order_acq_rel) != 1)
+    if (req == NULL ||
+        atomic_fetch_sub_explicit(&req->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (req->release != NULL)
         req->release(req);

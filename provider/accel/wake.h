@@ -16,8 +16,8 @@ struct offload_req;
 
 struct offload_waiter {
     _Atomic uint32_t refs;
-    int efd;           /* eventfd, blocking; closed (-1) once the wait ctx is gone */
-    unsigned fork_gen; /* offload_fork_gen when created */
+    int efd;              /* eventfd, blocking; closed (-1) once the wait ctx is gone */
+    unsigned fork_gen;    /* offload_fork_gen when created */
     pthread_mutex_t lock; /* orders "ctx freed" against a worker's callback */
     int alive;            /* 0 once the ASYNC_WAIT_CTX is gone */
 };
@@ -32,9 +32,11 @@ void offload_waiter_put(struct offload_waiter *w);
 void offload_waiter_kill(struct offload_waiter *w);
 /* Worker side: one token on the eventfd, unless the wait ctx is gone. */
 void offload_waiter_signal(struct offload_waiter *w);
-/* Worker side: calls req->cb(req->cbarg) unless the wait ctx is gone or the call was cancelled. */
+/* Worker side: calls req->cb(req->cbarg) unless the wait ctx is gone or the call was
+ * cancelled. */
 void offload_waiter_call(struct offload_waiter *w, struct offload_req *req);
-/* Caller side: the job stopped waiting for the callback (resumed early, or pauses blocked). */
+/* Caller side: the job stopped waiting for the callback (resumed early, or pauses
+ * blocked). */
 void offload_waiter_cancel_call(struct offload_waiter *w, struct offload_req *req);
 /* Caller side: consumes the one token of a completed request. */
 void offload_waiter_drain(struct offload_waiter *w);
