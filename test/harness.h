@@ -1,0 +1,81 @@
+/*
+ * Helpers of the stress tests (fork, teardown, backpressure, load): a
+ * job that runs any function, an fd-mode event loop (poll) that reports
+ * failures instead of asserting (it also runs in forked children and on
+ * application threads, where cmocka must not be used), and process probes
+ * (threads, fds, RSS, CPU time).
+ */
+#ifndef OFFLOAD_TEST_HARNESS_H
+#define OFFLOAD_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <openssl/async.h>
+
+/* One ASYNC_JOB running fn(arg); everything on the heap (32 KiB job stacks). */
+struct hjob {
+    ASYNC_JOB *job;
+    ASYNC_WAIT_CTX *wctx;
+    int (*fn)(void *arg);
+    void *arg;
+    size_t index;
+    int ret;         /* fn's return value once done */
+    int started;     /* in a job (paused or running) */
+    int done;        /* ASYNC_FINISH seen */
+    unsigned pauses; /* ASYNC_PAUSE answers, all runs */
+    unsigned runs;   /* ASYNC_FINISH answers, all runs */
+    int fd;          /* the wait fd seen at the last pause, -1 none */
+};
+
+/* |n| jobs with a wait ctx each, fn/arg unset; NULL on allocation failure. */
+struct hjob *hjobs_new(size_t n);
+void hjobs_free(struct hjob *jobs, size_t n);
+
+/* Starts or resumes |j|: ASYNC_PAUSE, ASYNC_FINISH, or ASYNC_ERR/ASYNC_NO_JOBS. */
+int hjob_step(struct hjob *j);
+
+/* The one wait fd of |wctx|; -1 when it has none, -2 when it has several. */
+int h_wait_fd(ASYNC_WAIT_CTX *wctx);
+
+/*
+ * Called when job |j| finished (j->ret set): return 1 to start it again
+ * at once (same wait ctx), 0 to leave it done, -1 to stop the loop with
+ * an error.
+ */
+typedef int h_on_done_fn(struct hjob *j, void *ctx);
+
+/*
+ * fd mode: starts the jobs not yet started, then poll()s the wait fds of
+ * the paused ones and resumes the readable ones until every job is done.
+ * Returns 1, or 0 after printing why (a job error, a pause without
+ * exactly one fd, nothing readable for |timeout_ms|).
+ */
+int h_run_fd_loop(struct hjob *jobs, size_t n, int timeout_ms, h_on_done_fn *on_done,
+                  void *ctx);
+
+/* 1 when |fd| is readable within |timeout_ms|. */
+int h_fd_readable(int fd, int timeout_ms);
+
+uint64_t h_clock_ns(clockid_t c);
+void h_sleep_ms(unsigned ms);
+
+/* Entries of /proc/self/task (threads) and /proc/self/fd (minus the dir's own). */
+int h_count_threads(void);
+int h_count_fds(void);
+/* Resident set size in KiB (/proc/self/statm). */
+long h_rss_kib(void);
+/* User + system CPU time of the whole process (getrusage), ns. */
+uint64_t h_process_cpu_ns(void);
+
+/*
+ * Tests of provider bugs not fixed yet are skipped unless the environment
+ * has OFFLOAD_TEST_KNOWN_BUGS=1: returns 1 (after saying so) when |what|
+ * should be skipped. Remove the call once the bug is fixed.
+ */
+int h_skip_known_bug(const char *what);
+
+/* Waits until |pred| holds or |timeout_ms| passed; returns the last |pred|. */
+int h_wait_until(int (*pred)(void *), void *arg, int timeout_ms);
+
+#endif
