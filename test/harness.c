@@ -10,6 +10,8 @@
 
 #include "harness.h"
 
+_Thread_local struct h_wait_stats h_wait;
+
 struct hjob *hjobs_new(size_t n)
 {
     struct hjob *jobs = calloc(n, sizeof(*jobs));
@@ -139,8 +141,16 @@ int h_run_fd_loop(struct hjob *jobs, size_t n, int timeout_ms, h_on_done_fn *on_
             pfd[np] = (struct pollfd){.fd = jobs[i].fd, .events = POLLIN};
             who[np++] = i;
         }
-        while ((r = poll(pfd, np, timeout_ms)) < 0 && errno == EINTR)
-            ;
+        {
+            uint64_t c0 = h_clock_ns(CLOCK_THREAD_CPUTIME_ID),
+                     w0 = h_clock_ns(CLOCK_MONOTONIC);
+
+            while ((r = poll(pfd, np, timeout_ms)) < 0 && errno == EINTR)
+                ;
+            h_wait.cpu_ns += h_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+            h_wait.wall_ns += h_clock_ns(CLOCK_MONOTONIC) - w0;
+            h_wait.calls++;
+        }
         if (r < 0) {
             perror("harness: poll");
             goto out;
@@ -161,6 +171,7 @@ int h_run_fd_loop(struct hjob *jobs, size_t n, int timeout_ms, h_on_done_fn *on_
             r = advance(&jobs[who[i]], on_done, ctx);
             if (r < 0)
                 goto out;
+            h_wait.resumed++;
             pending -= r == ASYNC_FINISH;
         }
     }

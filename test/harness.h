@@ -54,6 +54,16 @@ typedef int h_on_done_fn(struct hjob *j, void *ctx);
 int h_run_fd_loop(struct hjob *jobs, size_t n, int timeout_ms, h_on_done_fn *on_done,
                   void *ctx);
 
+/*
+ * Time the calling thread spent blocked in h_run_fd_loop's poll(): CPU
+ * (CLOCK_THREAD_CPUTIME_ID) and wall, and the number of poll() calls.
+ * Per thread; reset it before a measured phase.
+ */
+struct h_wait_stats {
+    uint64_t cpu_ns, wall_ns, calls, resumed;
+};
+extern _Thread_local struct h_wait_stats h_wait;
+
 /* 1 when |fd| is readable within |timeout_ms|. */
 int h_fd_readable(int fd, int timeout_ms);
 
