@@ -6,6 +6,8 @@
  * only the waiter (refcounted eventfd) and, in callback mode, the
  * callback and its argument captured here on the job's thread.
  */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <openssl/async.h>
 
@@ -28,6 +30,22 @@ static void waiter_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD f
     offload_waiter_put(w); /* the ctx's reference */
 }
 
+/*
+ * Once a wait ctx holds our cleanup callback, this module must stay mapped:
+ * the application may free that ctx after unloading the provider (and
+ * after OpenSSL dlclose()d us). Pin it for the life of the process.
+ */
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
+static void pin_module(void)
+{
+    Dl_info info;
+
+    if (dladdr((void *)&waiter_cleanup, &info) && info.dli_fname != NULL &&
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD) == NULL)
+        OFFLOAD_DEBUG("cannot pin %s: %s", info.dli_fname, dlerror());
+}
+
 /* The waiter of |wctx|, created and registered on first use. */
 static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
 {
@@ -46,6 +64,7 @@ static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
         old = w;
         ASYNC_WAIT_CTX_clear_fd(wctx, &waiter_key);
     }
+    pthread_once(&pin_once, pin_module);
     w = offload_waiter_new();
     if (old != NULL) {
         offload_waiter_kill(old); /* closes our copy of the parent's eventfd */

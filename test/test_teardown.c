@@ -453,8 +453,6 @@ static void test_exit_in_flight(void **state)
     int round, crashed = 0;
 
     (void)state;
-    if (h_skip_known_bug("workers run on through OPENSSL_cleanup at exit()"))
-        skip();
     for (round = 0; round < EXIT_ROUNDS; round++) {
         pid_t pid;
         int status;
@@ -515,9 +513,6 @@ static void test_wait_ctx_outlives_provider(void **state)
     int status;
 
     (void)state;
-    if (h_skip_known_bug(
-            "a wait ctx freed after the unload calls into unmapped offload.so"))
-        skip();
     fflush(NULL);
     pid = fork();
     assert_true(pid >= 0);

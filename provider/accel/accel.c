@@ -255,9 +255,35 @@ static void atfork_child(void)
     atomic_fetch_add(&offload_fork_gen, 1);
 }
 
+/*
+ * exit() with jobs still paused on us: OpenSSL's own atexit cleanup will
+ * not tear us down (their contexts still hold the provider) but will free
+ * what the workers use. Our handler, registered after OpenSSL's, runs
+ * first: it drains the queue and joins the workers; later work runs inline.
+ */
+static void accel_atexit(void)
+{
+    pthread_t *threads;
+    unsigned i, n;
+
+    pthread_mutex_lock(&A.lock);
+    A.stopping = 1;
+    pthread_cond_broadcast(&A.work);
+    threads = A.threads;
+    n = A.nthreads;
+    A.threads = NULL;
+    A.nthreads = 0;
+    pthread_mutex_unlock(&A.lock);
+    for (i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+    offload_stats_file_stop();
+}
+
 static void register_atfork(void)
 {
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    atexit(accel_atexit);
 }
 
 int offload_accel_acquire(void)
