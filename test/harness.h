@@ -13,6 +13,29 @@
 #include <time.h>
 #include <openssl/async.h>
 
+/* Sanitizer builds (gcc defines __SANITIZE_*, clang has __has_feature). */
+#if defined(__SANITIZE_THREAD__)
+#define H_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define H_UNDER_TSAN 1
+#endif
+#endif
+#ifndef H_UNDER_TSAN
+#define H_UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define H_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H_UNDER_ASAN 1
+#endif
+#endif
+#ifndef H_UNDER_ASAN
+#define H_UNDER_ASAN 0
+#endif
+#define H_UNDER_SANITIZER (H_UNDER_TSAN || H_UNDER_ASAN)
+
 /* One ASYNC_JOB running fn(arg); everything on the heap (32 KiB job stacks). */
 struct hjob {
     ASYNC_JOB *job;
@@ -70,6 +93,13 @@ int h_fd_readable(int fd, int timeout_ms);
 uint64_t h_clock_ns(clockid_t c);
 void h_sleep_ms(unsigned ms);
 
+/*
+ * Creates and joins a thread: a sanitizer runtime starts its own helper
+ * thread at the first pthread_create (TSan does), so call this before
+ * taking a thread-count baseline.
+ */
+void h_settle_threads(void);
+
 /* Entries of /proc/self/task (threads) and /proc/self/fd (minus the dir's own). */
 int h_count_threads(void);
 int h_count_fds(void);
@@ -77,13 +107,6 @@ int h_count_fds(void);
 long h_rss_kib(void);
 /* User + system CPU time of the whole process (getrusage), ns. */
 uint64_t h_process_cpu_ns(void);
-
-/*
- * Tests of provider bugs not fixed yet are skipped unless the environment
- * has OFFLOAD_TEST_KNOWN_BUGS=1: returns 1 (after saying so) when |what|
- * should be skipped. Remove the call once the bug is fixed.
- */
-int h_skip_known_bug(const char *what);
 
 /* Waits until |pred| holds or |timeout_ms| passed; returns the last |pred|. */
 int h_wait_until(int (*pred)(void *), void *arg, int timeout_ms);

@@ -212,6 +212,15 @@ static int generation(struct hjob *pre, const struct seen *before, int gen);
 static struct hjob *inherited;
 
 /*
+ * ThreadSanitizer cannot follow threads started after a multi-threaded
+ * fork: a child's new worker may get the pthread id of one of the
+ * parent's, and TSan dies ("dup thread with used id"). Under TSan the
+ * children work inline only (no worker starts there); the parent's side
+ * (the fork while workers are busy) is checked all the same.
+ */
+static const int child_async = !H_UNDER_TSAN;
+
+/*
  * Async and sync work of one generation (1: child, 2: grandchild). The
  * wait ctxs of |pre| were created in the parent; |before| is what the
  * previous generation saw of them. Returns 1 when every check held.
@@ -237,6 +246,8 @@ static int generation(struct hjob *pre, const struct seen *before, int gen)
             inherited[i].wctx = NULL;
         }
     }
+    if (!child_async)
+        goto sync;
     /* Async: the pre-fork wait ctxs and new ones, one poll loop. */
     for (i = 0; i < NPRE; i++)
         pre[i].done = pre[i].started = 0;
@@ -261,6 +272,7 @@ static int generation(struct hjob *pre, const struct seen *before, int gen)
     CHILD_CHECK(counter(C_COMPLETED) >= comp0 + NPRE + NNEW);
     CHILD_CHECK(counter("offload-workers") > 0);
 
+sync:
     /* Sync: outside any job, inline. */
     for (i = 0; i < NSYNC; i++) {
         memset(op, 0, sizeof(*op));
@@ -279,11 +291,11 @@ static int generation(struct hjob *pre, const struct seen *before, int gen)
             _exit(generation(pre, &mine, 2) ? 0 : failed_status());
         }
         /* Meanwhile, more work here on the same wait ctxs. */
-        for (i = 0; i < NPRE; i++)
+        for (i = 0; child_async && i < NPRE; i++)
             pre[i].done = 0;
-        CHILD_CHECK(h_run_fd_loop(pre, NPRE, TIMEOUT_MS, NULL, NULL));
+        CHILD_CHECK(!child_async || h_run_fd_loop(pre, NPRE, TIMEOUT_MS, NULL, NULL));
         CHILD_CHECK(reap(pid, "grandchild"));
-        for (i = 0; i < NPRE; i++) {
+        for (i = 0; child_async && i < NPRE; i++) {
             CHILD_CHECK(job_ok(&pre[i]));
             /* Ours again: the same eventfd as before the grandchild's work. */
             CHILD_CHECK(h_wait_fd(pre[i].wctx) == mine.fd[i]);
@@ -404,6 +416,11 @@ static int child_repeat(void)
     CHILD_CHECK(j != NULL && op != NULL);
     CHILD_CHECK(sign_md(op) == 1);
     CHILD_CHECK(op->siglen == S.reflen && memcmp(op->sig, S.ref, S.reflen) == 0);
+    if (!child_async) {
+        sign_jobs_free(j, 1);
+        free(op);
+        return 1;
+    }
     CHILD_CHECK(h_run_fd_loop(j, 1, TIMEOUT_MS, NULL, NULL));
     if (!job_ok(j))
         fprintf(stderr, "child job: done %d ret %d siglen %zu pauses %u\n", j->done,
@@ -564,15 +581,17 @@ static int child_unload(struct hjob *busy)
     const char *who = "child";
     struct hjob *j = sign_jobs_new(4);
     size_t i;
-    int n;
+    int n, base = h_count_threads(); /* this thread (and a sanitizer's) */
 
     CHILD_CHECK(j != NULL);
     /* Give up the inherited jobs: their wait ctxs and contexts. */
     prepared_free(busy, NBUSY);
-    CHILD_CHECK(h_run_fd_loop(j, 4, TIMEOUT_MS, NULL, NULL));
-    for (i = 0; i < 4; i++)
-        CHILD_CHECK(job_ok(&j[i]));
-    CHILD_CHECK(counter("offload-workers") > 0);
+    if (child_async) {
+        CHILD_CHECK(h_run_fd_loop(j, 4, TIMEOUT_MS, NULL, NULL));
+        for (i = 0; i < 4; i++)
+            CHILD_CHECK(job_ok(&j[i]));
+        CHILD_CHECK(counter("offload-workers") > 0);
+    }
     sign_jobs_free(j, 4);
     EVP_PKEY_free(S.key);
     EVP_PKEY_free(S.refkey);
@@ -582,9 +601,9 @@ static int child_unload(struct hjob *busy)
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
     n = h_count_threads();
-    if (n != 1)
-        fprintf(stderr, "child: %d threads after unloading\n", n);
-    CHILD_CHECK(n == 1);
+    if (n != base)
+        fprintf(stderr, "child: %d threads after unloading, %d at the fork\n", n, base);
+    CHILD_CHECK(n == base);
     return 1;
 }
 

@@ -71,7 +71,7 @@ static struct {
 } S;
 
 /* Abandoned jobs, reachable for leak checkers (an application keeps them too). */
-static struct hjob *abandoned[8];
+static struct hjob *volatile abandoned[8]; /* volatile: stores kept, never read */
 static size_t nabandoned;
 
 /* One load of the provider with the test key in it. */
@@ -596,6 +596,7 @@ static int group_setup(void **state)
     OSSL_PROVIDER_unload(prov);
     OSSL_LIB_CTX_free(def);
     /* What the process has before the provider is ever loaded. */
+    h_settle_threads();
     S.threads0 = h_count_threads();
     S.fds0 = h_count_fds();
     return ok ? 0 : -1;
