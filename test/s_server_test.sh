@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# openssl s_server -async with the offload provider: TLS 1.2 and 1.3
+# handshakes with an RSA-2048 and a P-256 certificate complete, an HTTP
+# request gets its page back, the key exchange is not downgraded, and the
+# server's stats file shows signatures made on a worker while the
+# server's job was paused (offload-signature-offloaded > 0).
+#
+# Needs OPENSSL_MODULES pointing at the directory of offload.so (meson
+# sets it); the server listens on 127.0.0.1 only and is killed on exit.
+set -uo pipefail
+
+: "${OPENSSL_MODULES:?set OPENSSL_MODULES to the directory of offload.so}"
+export OPENSSL_MODULES
+
+# An offload.so built with sanitizers (scripts/test's second pass) needs
+# their runtimes preloaded into the uninstrumented programs that load it;
+# those programs' own leaks are not ours to report.
+SAN_ENV=()
+SAN_PRELOAD=$(ldd "$OPENSSL_MODULES/offload.so" 2>/dev/null |
+    awk '/lib(asan|ubsan)\.so/ {print $3}' | paste -sd: -)
+if [ -n "$SAN_PRELOAD" ]; then
+    SAN_ENV=(env "LD_PRELOAD=$SAN_PRELOAD" "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+    echo "offload.so is instrumented: preloading $SAN_PRELOAD"
+fi
+REPS=${REPS:-3}
+
+DIR=$(mktemp -d)
+SRV_PID=
+cleanup() {
+    if [ -n "$SRV_PID" ]; then
+        kill "$SRV_PID" 2>/dev/null
+        wait "$SRV_PID" 2>/dev/null
+    fi
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+FAILS=0
+fail() {
+    echo "FAIL: $*"
+    FAILS=$((FAILS + 1))
+}
+
+cat >"$DIR/offload.cnf" <<'EOF'
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+alg_section = algorithm_sect
+[provider_sect]
+default = default_sect
+offload = offload_sect
+[default_sect]
+activate = 1
+[offload_sect]
+module = offload.so
+activate = 1
+[algorithm_sect]
+default_properties = ?provider=offload
+EOF
+
+# Keys and certificates come from the default provider alone.
+OPENSSL_CONF=/dev/null openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/rsa.key" \
+    -out "$DIR/rsa.crt" -days 2 -subj /CN=localhost 2>/dev/null &&
+    OPENSSL_CONF=/dev/null openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$DIR/ec.key" -out "$DIR/ec.crt" -days 2 -subj /CN=localhost 2>/dev/null ||
+    { echo "FAIL: cannot make certificates"; exit 1; }
+
+# The provider must load from this config at all.
+if ! OPENSSL_CONF=$DIR/offload.cnf "${SAN_ENV[@]}" openssl list -providers 2>&1 | grep -q 'offload'; then
+    OPENSSL_CONF=$DIR/offload.cnf "${SAN_ENV[@]}" openssl list -providers
+    echo "FAIL: openssl does not load the offload provider from the generated config"
+    exit 1
+fi
+
+stat_of() { # counter name -> value from the server's stats file (0 if absent)
+    local v
+    v=$(awk -v k="$1" '$1 == k {print $2}' "$DIR/stats" 2>/dev/null)
+    echo "${v:-0}"
+}
+
+# Starts s_server on a free port: RSA certificate first, P-256 one as the
+# second (-dcert), chosen by the client's signature algorithms.
+start_server() {
+    local try
+    for ((try = 0; try < 10; try++)); do
+        PORT=$((20000 + RANDOM % 30000))
+        OPENSSL_CONF=$DIR/offload.cnf OFFLOAD_STATS_FILE=$DIR/stats \
+            "${SAN_ENV[@]}" openssl s_server -async -accept "127.0.0.1:$PORT" -www \
+            -cert "$DIR/rsa.crt" -key "$DIR/rsa.key" -dcert "$DIR/ec.crt" -dkey "$DIR/ec.key" \
+            >"$DIR/server.log" 2>&1 </dev/null &
+        SRV_PID=$!
+        local i
+        for ((i = 0; i < 100; i++)); do
+            grep -q '^ACCEPT' "$DIR/server.log" 2>/dev/null && return 0
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill "$SRV_PID" 2>/dev/null
+        wait "$SRV_PID" 2>/dev/null
+        SRV_PID=
+    done
+    echo "FAIL: s_server did not start:"
+    cat "$DIR/server.log"
+    exit 1
+}
+
+start_server
+echo "s_server -async on 127.0.0.1:$PORT (pid $SRV_PID)"
+
+# One request: protocol (1.2/1.3), certificate (rsa/ec), client config.
+# The client is an async one too; on odd runs it loads offload as well.
+request() {
+    local proto=$1 cert=$2 cconf=$3 sigalgs sigtype out=$DIR/client.out err=$DIR/client.err rc
+    case $cert in
+    rsa) sigalgs=rsa_pss_rsae_sha256:rsa_pkcs1_sha256 sigtype=RSA-PSS ;;
+    ec) sigalgs=ecdsa_secp256r1_sha256 sigtype=ECDSA ;;
+    esac
+    [ "$proto" = 1.2 ] && [ "$cert" = rsa ] && sigtype=RSA
+    printf 'GET / HTTP/1.0\r\n\r\n' |
+        OPENSSL_CONF=$cconf timeout 20 "${SAN_ENV[@]}" openssl s_client -async -brief -ign_eof \
+            "-tls${proto/./_}" -sigalgs "$sigalgs" -connect "127.0.0.1:$PORT" -servername localhost \
+            >"$out" 2>"$err"
+    rc=$?
+    local what="TLS $proto, $cert certificate, client conf $(basename "$cconf")"
+    if [ $rc -ne 0 ]; then
+        fail "$what: s_client exited with $rc"
+        sed 's/^/    /' "$err"
+        return
+    fi
+    grep -q "^Protocol version: TLSv$proto\$" "$err" || fail "$what: protocol is not TLSv$proto"
+    grep -q "^Signature type: $sigtype" "$err" ||
+        fail "$what: peer signature is not $sigtype: $(grep '^Signature type' "$err")"
+    # The client offers X25519 first: no HelloRetryRequest down to ffdhe.
+    grep -q '^Server Temp Key: X25519' "$err" ||
+        fail "$what: key exchange is not X25519: $(grep '^Server Temp Key' "$err")"
+    grep -aq '^HTTP/1.0 200 ok' "$out" || fail "$what: no HTTP/1.0 200 from the server"
+    # -www's page names the connection it was served on.
+    grep -aq "^New, TLSv$proto, Cipher is" "$out" || fail "$what: page does not show a new TLSv$proto session"
+    grep -aq '^</pre></BODY></HTML>' "$out" || fail "$what: page is truncated"
+}
+
+n=0
+for ((r = 0; r < REPS; r++)); do
+    for proto in 1.2 1.3; do
+        for cert in rsa ec; do
+            if ((n++ % 2)); then cconf=$DIR/offload.cnf; else cconf=/dev/null; fi
+            request "$proto" "$cert" "$cconf"
+        done
+    done
+done
+echo "$n requests made"
+
+# The stats file is rewritten twice a second.
+sleep 1.2
+kill -0 "$SRV_PID" 2>/dev/null || fail "s_server exited: $(tail -5 "$DIR/server.log")"
+accepts=$(grep -c '^ACCEPT' "$DIR/server.log")
+echo "server stats file:"
+grep -E '^offload-(signature|keyexch|keygen)-(offloaded|inline|failed|pauses) ' "$DIR/stats" |
+    sed 's/^/    /'
+off=$(stat_of offload-signature-offloaded)
+inl=$(stat_of offload-signature-inline)
+[ "$off" -gt 0 ] || fail "offload-signature-offloaded is $off: no signature ran on a worker"
+[ $((off + inl)) -ge "$n" ] || fail "only $((off + inl)) signatures for $n handshakes"
+[ "$(stat_of offload-signature-failed)" -eq 0 ] || fail "offload-signature-failed is not 0"
+[ "$(stat_of offload-signature-pauses)" -gt 0 ] || fail "offload-signature-pauses is 0"
+[ "$(stat_of pid)" = "$SRV_PID" ] || fail "stats file is not the server's (pid $(stat_of pid))"
+[ "$accepts" -ge 1 ] || fail "no ACCEPT in the server log"
+
+if [ "$FAILS" -ne 0 ]; then
+    echo "server log:"
+    sed 's/^/    /' "$DIR/server.log" | tail -30
+    echo "s_server_test: $FAILS failure(s)"
+    exit 1
+fi
+echo "s_server_test: all $n requests passed"
