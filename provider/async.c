@@ -46,8 +46,8 @@ static void pin_module(void)
         OFFLOAD_DEBUG("cannot pin %s: %s", info.dli_fname, dlerror());
 }
 
-/* The waiter of |wctx|, created and registered on first use. */
-static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
+/* The waiter of |wctx|, created and registered on first use (*created = 1). */
+static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx, int *created)
 {
     struct offload_waiter *w = NULL, *old = NULL;
     OSSL_ASYNC_FD fd;
@@ -77,6 +77,7 @@ static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx)
         return NULL;
     }
     OFFLOAD_DEBUG("wait ctx %p: eventfd %d", (void *)wctx, w->efd);
+    *created = 1;
     return w;
 }
 
@@ -126,7 +127,8 @@ int offload_async_run(struct offload_req *req)
 {
     ASYNC_JOB *job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
-    struct offload_waiter *w = wctx != NULL ? waiter_for(wctx) : NULL;
+    int created = 0;
+    struct offload_waiter *w = wctx != NULL ? waiter_for(wctx, &created) : NULL;
     int cbmode, submitted;
 
     if (w == NULL)
@@ -147,8 +149,21 @@ int offload_async_run(struct offload_req *req)
         ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
         submitted = offload_accel_submit(req);
     }
-    if (!submitted)
-        return offload_async_run_inline(req); /* never an unbounded queue, never a spin */
+    if (!submitted) {
+        /* Never an unbounded queue, never a spin: run it here. */
+        offload_async_run_inline(req);
+        if (created && !cbmode) {
+            /*
+             * The wait ctx has a new fd the application learns of only
+             * from a pause (HAProxy tracks async fds that way and deletes
+             * them all at close): report it with one pause, pre-signalled.
+             */
+            offload_waiter_signal(w);
+            pause_job(req->family);
+            offload_waiter_drain(w);
+        }
+        return req->result;
+    }
     offload_count(req->family, OFFLOAD_ST_OFFLOADED);
 
     /*
