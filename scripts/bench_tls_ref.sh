@@ -139,8 +139,8 @@ for cert in "${CERTS[@]}"; do
             stop_servers
         done
     done
-    printf '\n%-8s %-26s %9s %7s %8s %8s   %s\n' "$cert" "server" "hs/s" "ratio" \
-        "srv cpu" "cli cpu" "runs (hs/s)"
+    printf '\n%-8s %-26s %9s %7s %8s %8s %9s   %s\n' "$cert" "server" "hs/s" "ratio" \
+        "srv cpu" "cli cpu" "srv us/hs" "runs (hs/s)"
     base=""
     for i in "${!CONFIGS[@]}"; do
         IFS='|' read -r name nproc mode conf <<<"${CONFIGS[$i]}"
@@ -148,15 +148,18 @@ for cert in "${CERTS[@]}"; do
         med=$(awk '{print $1}' "$f" | median)
         scpu=$(awk '$1 != "err" {print $2}' "$f" | median)
         ccpu=$(awk '$1 != "err" {print $3}' "$f" | median)
+        uspp=$(awk '$1 != "err" && $1 > 0 {print $2 * 1e6 / $1}' "$f" | median)
         runs=$(awk '{printf "%s ", $1}' "$f")
         [ -n "$base" ] || base=$med
         if [ "$med" = nan ] || [ "$base" = nan ]; then
-            printf '%-8s %-26s %9s %7s %8s %8s   %s\n' "" "$name" "$med" "-" "-" "-" "$runs"
+            printf '%-8s %-26s %9s %7s %8s %8s %9s   %s\n' "" "$name" "$med" "-" "-" "-" "-" "$runs"
         else
-            printf '%-8s %-26s %9.1f %6.2fx %8.2f %8.2f   %s\n' "" "$name" "$med" \
-                "$(awk -v a="$med" -v b="$base" 'BEGIN {print a / b}')" "$scpu" "$ccpu" "$runs"
+            printf '%-8s %-26s %9.1f %6.2fx %8.2f %8.2f %9.0f   %s\n' "" "$name" "$med" \
+                "$(awk -v a="$med" -v b="$base" 'BEGIN {print a / b}')" "$scpu" "$ccpu" "$uspp" "$runs"
         fi
     done
 done
 echo
-echo "srv cpu / cli cpu: cores used by the server process(es) and by the client (medians)"
+echo "srv cpu / cli cpu: cores used by the server process(es) (all threads) and by the client;"
+echo "srv us/hs: server CPU time per handshake. Medians. On 2 cores the client's share"
+echo "(key exchange, verify, TCP) caps what any server setup can reach."

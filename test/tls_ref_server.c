@@ -559,8 +559,11 @@ static void on_async_wait(struct conn *c)
 
     c->paused = 1;
     st.async_pauses++;
-    /* While paused only a vanishing client matters on the socket. */
-    sock_interest(c, c->peer_eof ? 0 : EPOLLRDHUP);
+    /*
+     * The socket's interest stays as it was (usually EPOLLIN|EPOLLRDHUP,
+     * quiet while the client waits for us): on_sock narrows it only if it
+     * fires meanwhile. Two epoll_ctl calls per pause saved.
+     */
     if (O.mode == MODE_FD) {
         async_fds_changed(c);
     } else {
@@ -692,7 +695,6 @@ static void drive(struct conn *c)
             return;
         case SSL_ERROR_WANT_ASYNC_JOB:
             st.no_jobs++;
-            sock_interest(c, EPOLLRDHUP);
             retry_add(c);
             return;
         case SSL_ERROR_ZERO_RETURN:
@@ -801,20 +803,19 @@ static void on_sock(struct conn *c, uint32_t events)
         peer_gone(c);
         return;
     }
-    if (c->paused) {
-        if (events & EPOLLRDHUP) {
+    if (c->paused || c->retry) {
+        /* Its call resumes on the async wake-up (or from the retry list), not here. */
+        if ((events & EPOLLRDHUP) && !c->peer_eof) {
             if (c->state == CS_HANDSHAKE) {
                 peer_gone(c); /* a half-closed client cannot finish a handshake */
-            } else {
-                c->peer_eof =
-                    1; /* the call in flight ends first; the next read sees EOF */
-                sock_interest(c, 0);
+                return;
             }
+            c->peer_eof = 1; /* the call in flight ends first; the next read sees EOF */
         }
+        /* Level-triggered: until it resumes, only a vanishing client may wake us. */
+        sock_interest(c, c->peer_eof ? 0 : EPOLLRDHUP);
         return;
     }
-    if (c->retry)
-        return; /* its turn comes from the retry list */
     drive(c);
     /* A client that sent its ClientHello and left: drop it now, mid-pause. */
     if ((events & EPOLLRDHUP) && conn_of(id) == c && c->paused &&
