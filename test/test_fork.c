@@ -21,7 +21,16 @@
  *
  * test_fork_repeated forks many times while the workers sign with the
  * same key the children then use: a child must never inherit a lock that
- * a worker held at the instant of the fork.
+ * a worker held at the instant of the fork, nor state a worker was
+ * changing. (Before the provider quiesced its workers at fork(), about one
+ * child in ten hung on the RSA key's lock, and some signed with a
+ * half-updated blinding: a wrong signature.)
+ *
+ * test_fork_inherited_job: a child resumes a job it inherited paused; it
+ * must finish there without the parent's worker or token.
+ * test_fork_child_unloads: the child unloads the provider; its teardown
+ * joins the child's workers only (the stats file thread configured here
+ * runs in the parent) and leaves no thread behind.
  */
 #include <errno.h>
 #include <setjmp.h>
