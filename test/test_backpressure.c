@@ -475,7 +475,7 @@ static void test_cb_mode(void **state)
  */
 static void test_fork_presignalled(void **state)
 {
-    struct hjob *jobs = sign_jobs(64);
+    struct hjob *jobs;
     uint64_t full0;
     size_t i, k = 64;
     pid_t pid;
@@ -485,6 +485,7 @@ static void test_fork_presignalled(void **state)
     if (h_skip_known_bug("a fork()ed child resuming a job at its pre-signalled pause "
                          "reads the parent's token (async.c, offload_async_run)"))
         skip();
+    jobs = sign_jobs(64);
     /* Start jobs until one of them is refused by the full queue. */
     for (i = 0; i < 64 && k == 64; i++) {
         full0 = counter(C_FULL);
