@@ -160,7 +160,10 @@ int offload_async_run(struct offload_req *req)
              */
             offload_waiter_signal(w);
             pause_job(req->family);
-            offload_waiter_drain(w);
+            /* Resumed in a fork()ed child: the token is the parent's to take. */
+            if (w->fork_gen ==
+                atomic_load_explicit(&offload_fork_gen, memory_order_relaxed))
+                offload_waiter_drain(w);
         }
         return req->result;
     }

@@ -482,9 +482,6 @@ static void test_fork_presignalled(void **state)
     int status;
 
     (void)state;
-    if (h_skip_known_bug("a fork()ed child resuming a job at its pre-signalled pause "
-                         "reads the parent's token (async.c, offload_async_run)"))
-        skip();
     jobs = sign_jobs(64);
     /* Start jobs until one of them is refused by the full queue. */
     for (i = 0; i < 64 && k == 64; i++) {
