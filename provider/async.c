@@ -27,6 +27,9 @@ static void waiter_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD f
     (void)key;
     (void)fd;
     offload_waiter_kill(w);
+    /* A job freed while paused never collects: it is no longer waiting on us. */
+    for (unsigned n = atomic_exchange(&w->uncollected, 0); n > 0; n--)
+        offload_accel_collected();
     offload_waiter_put(w); /* the ctx's reference */
 }
 
@@ -168,6 +171,7 @@ int offload_async_run(struct offload_req *req)
         return req->result;
     }
     offload_count(req->family, OFFLOAD_ST_OFFLOADED);
+    atomic_fetch_add_explicit(&w->uncollected, 1, memory_order_relaxed);
 
     /*
      * Always pause, even if a worker was already done: the callback (or the
@@ -196,12 +200,15 @@ int offload_async_run(struct offload_req *req)
          */
         if (cbmode)
             offload_waiter_cancel_call(w, req);
-        if (offload_accel_take_back(req))
+        if (offload_accel_take_back(req)) {
+            atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
             return offload_async_run_inline(req);
+        }
         offload_req_wait(req);
     }
     if (!cbmode)
         offload_waiter_drain(w);
+    atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
     offload_accel_collected();
     offload_req_raise_errors(req);
     return req->result;

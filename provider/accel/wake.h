@@ -20,6 +20,7 @@ struct offload_waiter {
     unsigned fork_gen;    /* offload_fork_gen when created */
     pthread_mutex_t lock; /* orders "ctx freed" against a worker's callback */
     int alive;            /* 0 once the ASYNC_WAIT_CTX is gone */
+    _Atomic unsigned uncollected; /* its requests whose job has not taken the result */
 };
 
 /* Bumped in every child after fork(): objects from an older generation are stale. */
