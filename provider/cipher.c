@@ -406,12 +406,7 @@ static const struct ciph_tramp ciph_tramps[CIPH_COUNT] = {
 static OSSL_DISPATCH ciph_dispatch[CIPH_COUNT][CIPH_MAX_FNS];
 static OSSL_ALGORITHM ciph_table[CIPH_COUNT + 1];
 
-#define BIND(field, id, ours)                                                            \
-    do {                                                                                 \
-        alg->field = (void *)offload_soft_fn(alg->soft, id);                             \
-        if (alg->field != NULL)                                                          \
-            *d++ = (OSSL_DISPATCH){id, (void (*)(void))(ours)};                          \
-    } while (0)
+#define BIND(field, id, ours) OFFLOAD_SOFT_BIND(alg, d, field, id, ours)
 
 size_t offload_cipher_bind(void)
 {

@@ -252,12 +252,7 @@ static const struct kex_tramp kex_tramps[KEX_COUNT] = {KEX_TRAMP(0), KEX_TRAMP(1
 static OSSL_DISPATCH kex_dispatch[KEX_COUNT][KEX_MAX_FNS];
 static OSSL_ALGORITHM kex_table[KEX_COUNT + 1];
 
-#define BIND(field, id, ours)                                                            \
-    do {                                                                                 \
-        alg->field = (void *)offload_soft_fn(alg->soft, id);                             \
-        if (alg->field != NULL)                                                          \
-            *d++ = (OSSL_DISPATCH){id, (void (*)(void))(ours)};                          \
-    } while (0)
+#define BIND(field, id, ours) OFFLOAD_SOFT_BIND(alg, d, field, id, ours)
 
 size_t offload_keyexch_bind(void)
 {

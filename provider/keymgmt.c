@@ -362,12 +362,7 @@ static const struct km_tramp km_tramps[KM_COUNT] = {
 static OSSL_DISPATCH km_dispatch[KM_COUNT][KM_MAX_FNS];
 static OSSL_ALGORITHM km_table[KM_COUNT + 1];
 
-#define BIND(field, id, ours)                                                            \
-    do {                                                                                 \
-        alg->field = (void *)offload_soft_fn(alg->soft, id);                             \
-        if (alg->field != NULL)                                                          \
-            *d++ = (OSSL_DISPATCH){id, (void (*)(void))(ours)};                          \
-    } while (0)
+#define BIND(field, id, ours) OFFLOAD_SOFT_BIND(alg, d, field, id, ours)
 
 size_t offload_keymgmt_bind(void)
 {

@@ -558,12 +558,7 @@ static const struct sig_tramp sig_tramps[SIG_COUNT] = {
 static OSSL_DISPATCH sig_dispatch[SIG_COUNT][SIG_MAX_FNS];
 static OSSL_ALGORITHM sig_table[SIG_COUNT + 1];
 
-#define BIND(field, id, ours)                                                            \
-    do {                                                                                 \
-        alg->field = (void *)offload_soft_fn(alg->soft, id);                             \
-        if (alg->field != NULL)                                                          \
-            *d++ = (OSSL_DISPATCH){id, (void (*)(void))(ours)};                          \
-    } while (0)
+#define BIND(field, id, ours) OFFLOAD_SOFT_BIND(alg, d, field, id, ours)
 
 size_t offload_signature_bind(void)
 {

@@ -36,4 +36,17 @@ static inline void (*offload_soft_fn(const OSSL_DISPATCH *d, int id))(void)
     return NULL;
 }
 
+/*
+ * For the bind loops of the families: takes function |id| of the soft
+ * implementation |alg->soft| into |alg->field| and, when the soft engine
+ * has it, appends our |ours| to the dispatch table being written at |d|,
+ * so every table mirrors exactly what the default provider offers.
+ */
+#define OFFLOAD_SOFT_BIND(alg, d, field, id, ours)                                       \
+    do {                                                                                 \
+        (alg)->field = (void *)offload_soft_fn((alg)->soft, id);                         \
+        if ((alg)->field != NULL)                                                        \
+            *(d)++ = (OSSL_DISPATCH){id, (void (*)(void))(ours)};                        \
+    } while (0)
+
 #endif
