@@ -11,18 +11,23 @@
 
 #define OFFLOAD_PROVIDER_NAME "offload"
 
-/* Keys of the provider's section in openssl.cnf. */
-#define OFFLOAD_CONF_WORKERS "workers" /* worker threads, 1..256; default: online CPUs   \
-                                        */
-#define OFFLOAD_CONF_QUEUE_DEPTH                                                         \
-    "queue_depth" /* bounded queue length, 1..1048576; default 1024 */
-#define OFFLOAD_CONF_INLINE_BELOW                                                        \
-    "inline_below"                     /* cipher bytes kept inline, 0..1048576 */
-#define OFFLOAD_CONF_OFFLOAD "offload" /* families: "all", "none" or a comma list */
-#define OFFLOAD_CONF_SPIN_US "spin_us" /* worker busy-wait before sleeping, 0..10000 */
-#define OFFLOAD_CONF_DEBUG   "debug" /* 0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) */
-#define OFFLOAD_CONF_STATS_FILE                                                          \
-    "stats_file" /* absolute path rewritten with the counters */
+/*
+ * Keys of the provider's section in openssl.cnf:
+ *   workers       worker threads, 1..256; default: online CPUs
+ *   queue_depth   bounded queue length, 1..1048576; default 1024
+ *   inline_below  cipher updates shorter than this stay inline, 0..1048576; default 32768
+ *   offload       families offloaded: "all", "none" or a comma list; default all
+ *   spin_us       an idle worker's busy-wait while jobs are paused on us, 0..10000;
+ * default 200 debug         0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) stats_file
+ * absolute path rewritten with the counters (or env OFFLOAD_STATS_FILE)
+ */
+#define OFFLOAD_CONF_WORKERS      "workers"
+#define OFFLOAD_CONF_QUEUE_DEPTH  "queue_depth"
+#define OFFLOAD_CONF_INLINE_BELOW "inline_below"
+#define OFFLOAD_CONF_OFFLOAD      "offload"
+#define OFFLOAD_CONF_SPIN_US      "spin_us"
+#define OFFLOAD_CONF_DEBUG        "debug"
+#define OFFLOAD_CONF_STATS_FILE   "stats_file"
 
 /* Family names used in the "offload" key and in counter names. */
 #define OFFLOAD_FAMILY_SIGNATURE "signature"
