@@ -126,8 +126,18 @@ static void batch_flush(struct batch *b)
 {
     unsigned i;
 
+    unsigned done[OFFLOAD_FAM_COUNT] = {0};
+    int f;
+
+    /* Counted before anyone is woken, once per batch (lines shared with submitters). */
+    for (i = 0; i < b->n; i++)
+        done[b->req[i]->family]++;
+    for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+        if (done[f] > 0)
+            atomic_fetch_add_explicit(&offload_stats[f].v[OFFLOAD_ST_COMPLETED], done[f],
+                                      memory_order_relaxed);
+    atomic_fetch_sub_explicit(&A.in_flight, b->n, memory_order_relaxed);
     for (i = 0; i < b->n; i++) {
-        atomic_fetch_sub_explicit(&A.in_flight, 1, memory_order_relaxed);
         offload_req_complete(b->req[i]);
         offload_req_put(b->req[i]);
     }
@@ -193,7 +203,6 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&A.lock);
 
         offload_req_execute(req);
-        offload_count(req->family, OFFLOAD_ST_COMPLETED);
         if (req->result <= 0)
             offload_count(req->family, OFFLOAD_ST_FAILED);
         t = now_ns();

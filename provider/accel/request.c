@@ -55,8 +55,7 @@ void offload_req_execute(struct offload_req *req)
     int line, flags;
     unsigned long code;
 
-    /* Worker threads only: their error queue holds nothing of anyone else. */
-    ERR_clear_error();
+    /* Worker threads only: the loop below leaves their error queue empty. */
     req->result = req->run(req);
     atomic_store_explicit(&req->executed, 1, memory_order_release);
     /* Keep what the soft engine raised; it belongs to the submitter's thread. */
