@@ -41,19 +41,15 @@ static OSSL_FUNC_core_get_params_fn *c_get_params;
 /* ---- errors ---- */
 
 static const OSSL_ITEM reason_strings[] = {
-    {OFFLOAD_R_BAD_CONFIG, "invalid configuration value"},
     {OFFLOAD_R_SOFT_ENGINE, "cannot load the default provider as soft engine"},
     {OFFLOAD_R_NOT_RUNNING, "offload provider is not running"},
     {OFFLOAD_R_NULL_ARGUMENT, "required argument is NULL"},
     {OFFLOAD_R_WRONG_KEY_TYPE, "wrong key type for this algorithm"},
     {OFFLOAD_R_NO_KEY, "no key set"},
-    {OFFLOAD_R_NOT_INITIALISED, "operation not initialised"},
     {OFFLOAD_R_BUFFER_TOO_SMALL, "output buffer too small"},
-    {OFFLOAD_R_UNSUPPORTED, "operation not supported"},
     {OFFLOAD_R_ALLOC, "out of memory"},
     {OFFLOAD_R_ENGINE_FAILED, "accelerator failed"},
     {OFFLOAD_R_BAD_PARAM, "invalid parameter"},
-    {OFFLOAD_R_BAD_LENGTH, "invalid length"},
     {OFFLOAD_R_TAG_MISMATCH, "authentication tag mismatch"},
     {0, NULL}};
 

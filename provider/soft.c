@@ -63,11 +63,6 @@ OSSL_PROVIDER *offload_soft_prov(void)
     return S.prov;
 }
 
-OSSL_LIB_CTX *offload_soft_libctx(void)
-{
-    return S.libctx;
-}
-
 /* 1 when the first name of the ':'-separated |names| is |name|. */
 static int first_name_is(const char *names, const char *name)
 {

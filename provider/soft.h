@@ -16,7 +16,6 @@ void offload_soft_release(void);
 
 /* The default provider's context, to pass to its functions. */
 void *offload_soft_provctx(void);
-OSSL_LIB_CTX *offload_soft_libctx(void);
 OSSL_PROVIDER *offload_soft_prov(void);
 
 /*

@@ -283,13 +283,3 @@ int h_wait_until(int (*pred)(void *), void *arg, int timeout_ms)
     }
     return pred(arg);
 }
-
-int h_skip_known_bug(const char *what)
-{
-    const char *e = getenv("OFFLOAD_TEST_KNOWN_BUGS");
-
-    if (e != NULL && strcmp(e, "1") == 0)
-        return 0;
-    printf("skipped, known provider bug (OFFLOAD_TEST_KNOWN_BUGS=1 runs it): %s\n", what);
-    return 1;
-}

@@ -108,13 +108,6 @@ long h_rss_kib(void);
 /* User + system CPU time of the whole process (getrusage), ns. */
 uint64_t h_process_cpu_ns(void);
 
-/*
- * A test of a provider bug not fixed yet is skipped unless the environment
- * has OFFLOAD_TEST_KNOWN_BUGS=1: returns 1 (after saying so) when it should
- * be skipped. Remove the call once the bug is fixed.
- */
-int h_skip_known_bug(const char *what);
-
 /* Waits until |pred| holds or |timeout_ms| passed; returns the last |pred|. */
 int h_wait_until(int (*pred)(void *), void *arg, int timeout_ms);
 
