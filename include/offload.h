@@ -12,18 +12,25 @@
 #define OFFLOAD_PROVIDER_NAME "offload"
 
 /*
- * Keys of the provider's section in openssl.cnf:
- *   workers       worker threads, 1..256; default: online CPUs
- *   queue_depth   bounded queue length, 1..1048576; default 1024
- *   inline_below  cipher updates shorter than this stay inline, 0..1048576; default 32768
- *   offload       families offloaded: "all", "none" or a comma list; default all
- *   spin_us       an idle worker's busy-wait while jobs are paused on us, 0..10000;
- * default 200 debug         0 or 1: log to stderr (or env OFFLOAD_DEBUG=1) stats_file
- * absolute path rewritten with the counters (or env OFFLOAD_STATS_FILE)
+ * Keys of the provider's section in openssl.cnf (range; default):
+ *
+ * workers       worker threads (1..256; online CPUs)
+ * queue_depth   bounded queue length (1..1048576; 1024)
+ * inline_below  cipher updates shorter than this stay inline (0..1048576; 32768)
+ * busy_inline   queued requests per worker from which cheap operations
+ *               (EC, EdDSA, X25519/X448) run on the calling thread
+ *               instead; 0: never (0..1048576; 4)
+ * offload       families offloaded: "all", "none" or a comma list (all)
+ * spin_us       an idle worker's busy-wait for jobs about to submit
+ *               again (0..10000; 200)
+ * debug         log to stderr, also env OFFLOAD_DEBUG=1 (0..1; 0)
+ * stats_file    absolute path rewritten with the counters, also env
+ *               OFFLOAD_STATS_FILE (unset)
  */
 #define OFFLOAD_CONF_WORKERS      "workers"
 #define OFFLOAD_CONF_QUEUE_DEPTH  "queue_depth"
 #define OFFLOAD_CONF_INLINE_BELOW "inline_below"
+#define OFFLOAD_CONF_BUSY_INLINE  "busy_inline"
 #define OFFLOAD_CONF_OFFLOAD      "offload"
 #define OFFLOAD_CONF_SPIN_US      "spin_us"
 #define OFFLOAD_CONF_DEBUG        "debug"

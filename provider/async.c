@@ -104,9 +104,22 @@ int offload_async_wanted(enum offload_family f, int cheap)
     if (!cheap)
         return 1;
     /*
-     * A cheap operation (tens of microseconds) loses to the cost of waking
-     * the event loop when it is alone: the same job as last time and no
-     * other job paused on us means nobody else is waiting for this thread.
+     * When every worker already has busy_inline requests waiting, this one
+     * would only wait behind them while the calling thread spends its time
+     * on wake-ups: a cheap operation (tens of microseconds) runs here. The
+     * job keeps its core until the queue drains below the mark, and the
+     * completions that pile up meanwhile are collected in one wake-up
+     * (ecdsap256 at 32 jobs: 1.58x -> 1.90x the default provider). An
+     * expensive one (RSA) is still queued: it would hold the event loop
+     * for hundreds of microseconds.
+     */
+    if (offload_conf.busy_inline > 0 &&
+        offload_accel_queued() >= offload_conf.busy_inline * offload_conf.workers)
+        return 0;
+    /*
+     * A cheap operation also loses to the cost of waking the event loop
+     * when it is alone: the same job as last time and no other job paused
+     * on us means nobody else is waiting for this thread.
      */
     w = ASYNC_get_wait_ctx(job);
     if (w == last_wctx && offload_accel_outstanding() == 0)

@@ -171,6 +171,7 @@ static void report_unknown_keys(const char *provname)
                                         OFFLOAD_CONF_WORKERS,
                                         OFFLOAD_CONF_QUEUE_DEPTH,
                                         OFFLOAD_CONF_INLINE_BELOW,
+                                        OFFLOAD_CONF_BUSY_INLINE,
                                         OFFLOAD_CONF_OFFLOAD,
                                         OFFLOAD_CONF_SPIN_US,
                                         OFFLOAD_CONF_DEBUG,
@@ -206,12 +207,13 @@ out:
 
 static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
 {
-    const char *workers = NULL, *depth = NULL, *inl = NULL, *fam = NULL, *spin = NULL,
-               *debug = NULL, *stats = NULL, *provname = NULL, *env;
+    const char *workers = NULL, *depth = NULL, *inl = NULL, *busy = NULL, *fam = NULL,
+               *spin = NULL, *debug = NULL, *stats = NULL, *provname = NULL, *env;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&workers, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&depth, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_INLINE_BELOW, (char **)&inl, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_BUSY_INLINE, (char **)&busy, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&fam, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&spin, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&debug, 0),
@@ -224,6 +226,7 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
     cfg->workers = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
     cfg->queue_depth = 1024;
     cfg->inline_below = 32768;
+    cfg->busy_inline = 4;
     cfg->spin_us = 200;
     cfg->families = (1u << OFFLOAD_FAM_COUNT) - 1;
     cfg->debug = 0;
@@ -245,6 +248,11 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
         if (!parse_uint(pctx, OFFLOAD_CONF_INLINE_BELOW, inl, 0, 1u << 20, &v))
             return 0;
         cfg->inline_below = v;
+    }
+    if (busy != NULL) {
+        if (!parse_uint(pctx, OFFLOAD_CONF_BUSY_INLINE, busy, 0, 1u << 20, &v))
+            return 0;
+        cfg->busy_inline = (unsigned)v;
     }
     if (spin != NULL) {
         if (!parse_uint(pctx, OFFLOAD_CONF_SPIN_US, spin, 0, 10000, &v))
@@ -443,9 +451,10 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             offload_stats_file_start(offload_conf.stats_file);
         OFFLOAD_DEBUG(
             "loaded: %zu key types, %zu signatures, %zu key exchanges, "
-            "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu spin_us=%u",
+            "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu busy_inline=%u "
+            "spin_us=%u",
             nkm, nsig, nkex, nciph, offload_conf.workers, offload_conf.queue_depth,
-            offload_conf.inline_below, offload_conf.spin_us);
+            offload_conf.inline_below, offload_conf.busy_inline, offload_conf.spin_us);
     }
     pthread_mutex_unlock(&prov_lock);
     *out = offload_dispatch;

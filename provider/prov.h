@@ -96,6 +96,7 @@ struct offload_config {
     unsigned workers;
     unsigned queue_depth;
     size_t inline_below;
+    unsigned busy_inline; /* per worker; 0: off */
     unsigned spin_us;
     unsigned families; /* bit per enum offload_family: offload allowed */
     int debug;

@@ -436,7 +436,9 @@ static int group_setup(void **state)
     }
     if (!ASYNC_init_thread(LONG_JOBS + 16, 0))
         return -1;
-    if (!test_env_open(&S.env, "queue_depth = 16384\ninline_below = 512\n"))
+    /* busy_inline = 0: every job must pause, however deep the queue. */
+    if (!test_env_open(&S.env,
+                       "queue_depth = 16384\ninline_below = 512\nbusy_inline = 0\n"))
         return -1;
     S.defctx = OSSL_LIB_CTX_new();
     if (S.defctx == NULL || (S.defprov = OSSL_PROVIDER_load(S.defctx, "default")) == NULL)

@@ -27,10 +27,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <openssl/async.h>
 #include <openssl/err.h>
 
 #include "accel/accel.h"
 #include "accel/wake.h"
+#include "async.h"
 #include "prov.h"
 
 #define FAM           OFFLOAD_FAM_SIGNATURE
@@ -44,6 +46,7 @@ static void set_conf(unsigned workers, unsigned depth)
     offload_conf.queue_depth = depth;
     offload_conf.inline_below = 0;
     offload_conf.spin_us = 50;
+    offload_conf.busy_inline = 0;
     offload_conf.families = (1u << OFFLOAD_FAM_COUNT) - 1;
     offload_conf.debug = 0;
 }
@@ -539,6 +542,69 @@ static void test_accel_queue_full(void **state)
     }
 }
 
+/* ---- the offload policy: busy_inline ---- */
+
+/* In a job: may a cheap operation, then an expensive one, be offloaded? */
+static int ask_policy(void *arg)
+{
+    int *wanted = *(int **)arg;
+
+    wanted[0] = offload_async_wanted(FAM, 1);
+    wanted[1] = offload_async_wanted(FAM, 0);
+    return 1;
+}
+
+static void policy_in_job(int *wanted)
+{
+    ASYNC_WAIT_CTX *wctx = ASYNC_WAIT_CTX_new();
+    ASYNC_JOB *job = NULL;
+    int ret = 0;
+
+    assert_non_null(wctx);
+    wanted[0] = wanted[1] = -1;
+    assert_int_equal(ASYNC_start_job(&job, wctx, &ret, ask_policy, &wanted,
+                                     sizeof(wanted)), /* the pointer */
+                     ASYNC_FINISH);
+    assert_int_equal(ret, 1);
+    ASYNC_WAIT_CTX_free(wctx);
+}
+
+static void test_policy_busy_inline(void **state)
+{
+    struct offload_req *blocker, *queued;
+    int wanted[2];
+
+    (void)state;
+    offload_conf.busy_inline = 1; /* one worker: the mark is one queued request */
+    blocker = tjob_new(1, 1);
+    assert_int_equal(offload_accel_submit(blocker), 1);
+    assert_true(gate_wait_started(1));
+    /* Running, nothing queued: both go to the worker (another job waits on it). */
+    policy_in_job(wanted);
+    assert_int_equal(wanted[0], 1);
+    assert_int_equal(wanted[1], 1);
+    /* One queued: at the mark, the cheap one stays on this thread. */
+    queued = tjob_new(2, 0);
+    assert_int_equal(offload_accel_submit(queued), 1);
+    assert_int_equal(offload_accel_queued(), 1);
+    policy_in_job(wanted);
+    assert_int_equal(wanted[0], 0);
+    assert_int_equal(wanted[1], 1);
+    /* busy_inline = 0: never. */
+    offload_conf.busy_inline = 0;
+    policy_in_job(wanted);
+    assert_int_equal(wanted[0], 1);
+    assert_int_equal(wanted[1], 1);
+
+    gate_open();
+    offload_req_wait(blocker);
+    offload_req_wait(queued);
+    assert_true(wait_refs(blocker, 1));
+    assert_true(wait_refs(queued, 1));
+    offload_req_put(blocker);
+    offload_req_put(queued);
+}
+
 static void test_accel_take_back(void **state)
 {
     struct offload_req *blocker, *a, *b, *c;
@@ -943,6 +1009,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accel_runs_on_workers, setup_w2,
                                         teardown_accel),
         cmocka_unit_test_setup_teardown(test_accel_queue_full, setup_w1_d2,
+                                        teardown_accel),
+        cmocka_unit_test_setup_teardown(test_policy_busy_inline, setup_w1,
                                         teardown_accel),
         cmocka_unit_test_setup_teardown(test_accel_take_back, setup_w1, teardown_accel),
         cmocka_unit_test_setup_teardown(test_accel_release_from_worker, setup_w1,

@@ -441,6 +441,11 @@ unsigned offload_accel_outstanding(void)
     return atomic_load_explicit(&A.outstanding, memory_order_relaxed);
 }
 
+unsigned offload_accel_queued(void)
+{
+    return (unsigned)atomic_load_explicit(&A.qlen, memory_order_relaxed);
+}
+
 unsigned offload_accel_in_flight(void)
 {
     return atomic_load_explicit(&A.in_flight, memory_order_relaxed);

@@ -132,6 +132,7 @@ void offload_accel_collected(void);
 unsigned offload_accel_outstanding(void);
 /* Requests submitted and not yet completed. */
 unsigned offload_accel_in_flight(void);
+unsigned offload_accel_queued(void);
 size_t offload_accel_high_water(void);
 unsigned offload_accel_workers(void);
 
