@@ -45,6 +45,7 @@ typedef struct kex_ctx {
     const struct kex_alg *alg;
     OFFLOAD_PROVCTX *pctx;
     void *inner;
+    int cheap; /* the key set at init is (offload_key_cheap) */
 } KEX_CTX;
 
 struct kex_job {
@@ -134,9 +135,12 @@ static void kex_freectx(void *vctx)
 
 static void *kex_dupctx(void *vctx)
 {
-    KEX_CTX *src = vctx;
+    KEX_CTX *src = vctx, *dst;
 
-    return kex_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
+    dst = kex_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
+    if (dst != NULL)
+        dst->cheap = src->cheap;
+    return dst;
 }
 
 static int kex_init(void *vctx, void *provkey, const OSSL_PARAM params[])
@@ -145,6 +149,7 @@ static int kex_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 
     if (!offload_is_running() || !key_fits(ctx, provkey, "private"))
         return 0;
+    ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->init(ctx->inner, ((OFFLOAD_KEY *)provkey)->kd, params);
 }
 
@@ -172,7 +177,7 @@ static int kex_derive(void *vctx, unsigned char *secret, size_t *secretlen, size
         return 0;
     }
     /* secret == NULL asks for the size; a short buffer gets the soft engine's error. */
-    if (secret == NULL || !offload_async_wanted(OFFLOAD_FAM_KEYEXCH, 1) ||
+    if (secret == NULL || !offload_async_wanted(OFFLOAD_FAM_KEYEXCH, ctx->cheap) ||
         ctx->alg->derive(ctx->inner, NULL, &need, 0) <= 0 || need == 0 || need > outlen)
         goto inline_;
     req = offload_req_new(kex_job_run, kex_job_release, OFFLOAD_FAM_KEYEXCH,
@@ -180,7 +185,7 @@ static int kex_derive(void *vctx, unsigned char *secret, size_t *secretlen, size
     if (req == NULL)
         goto inline_;
     j = (struct kex_job *)req->payload;
-    req->cheap = 1;
+    req->cheap = ctx->cheap;
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->out = req->payload + sizeof(*j);

@@ -25,7 +25,6 @@
 struct sig_alg {
     const char *name;     /* first name in the default provider's table */
     const char *keytypes; /* key types it accepts, ':'-separated */
-    int cheap;            /* tens of microseconds: kept inline when alone */
     const char *names;
     const OSSL_DISPATCH *soft;
     OSSL_FUNC_signature_newctx_fn *newctx;
@@ -59,9 +58,9 @@ enum { SIG_RSA, SIG_ECDSA, SIG_ED25519, SIG_ED448, SIG_COUNT };
 
 static struct sig_alg sig_algs[SIG_COUNT] = {
     [SIG_RSA] = {.name = "RSA", .keytypes = "RSA:RSA-PSS"},
-    [SIG_ECDSA] = {.name = "ECDSA", .keytypes = "EC", .cheap = 1},
-    [SIG_ED25519] = {.name = "ED25519", .keytypes = "ED25519", .cheap = 1},
-    [SIG_ED448] = {.name = "ED448", .keytypes = "ED448", .cheap = 1},
+    [SIG_ECDSA] = {.name = "ECDSA", .keytypes = "EC"},
+    [SIG_ED25519] = {.name = "ED25519", .keytypes = "ED25519"},
+    [SIG_ED448] = {.name = "ED448", .keytypes = "ED448"},
 };
 
 typedef struct sig_ctx {
@@ -70,6 +69,7 @@ typedef struct sig_ctx {
     OFFLOAD_PROVCTX *pctx;
     void *inner;   /* the soft engine's context */
     size_t maxsig; /* signature size for the key set at init; 0: ask the soft engine */
+    int cheap;     /* the key set at init is (offload_key_cheap) */
 } SIG_CTX;
 
 /* What a request for one signing step carries. */
@@ -183,7 +183,7 @@ static int sig_offload(SIG_CTX *ctx, enum sig_step step, unsigned char *sig,
         return 0;
     }
     j = (struct sig_job *)req->payload;
-    req->cheap = ctx->alg->cheap;
+    req->cheap = ctx->cheap;
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->step = step;
@@ -250,8 +250,10 @@ static void *sig_dupctx(void *vctx)
     SIG_CTX *src = vctx, *dst;
 
     dst = sig_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
-    if (dst != NULL)
+    if (dst != NULL) {
         dst->maxsig = src->maxsig;
+        dst->cheap = src->cheap;
+    }
     return dst;
 }
 
@@ -262,6 +264,7 @@ static int sig_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     if (!offload_is_running() || !key_fits(ctx, provkey))
         return 0;
     ctx->maxsig = 0;
+    ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->sign_init(ctx->inner, kd_of(provkey), params);
 }
 
@@ -305,7 +308,7 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
                       need, sigsize);
         return 0;
     }
-    if (need > 0 && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->alg->cheap))
+    if (need > 0 && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->cheap))
         return sig_offload(ctx, step, sig, siglen, need, tbs, tbslen);
     offload_count_inline(OFFLOAD_FAM_SIGNATURE);
     last = ERR_peek_last_error();
@@ -368,6 +371,7 @@ static int sig_digest_sign_init(void *vctx, const char *mdname, void *provkey,
     if (!offload_is_running() || !key_fits(ctx, provkey))
         return 0;
     ctx->maxsig = 0;
+    ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->digest_sign_init(ctx->inner, mdname, kd_of(provkey), params);
 }
 

@@ -4,7 +4,8 @@
  * it, while an expensive one (RSA) is still queued. One worker and
  * busy_inline = 2, so the mark is two queued requests:
  *   - RSA jobs started back to back all pause, however deep the queue;
- *   - ECDSA jobs started behind them finish at once, on this thread;
+ *   - so does ECDSA on P-384, which costs more than RSA-2048;
+ *   - ECDSA P-256 jobs started behind them finish at once, on this thread;
  * (test_unit checks the rule itself with the worker held at a gate.)
  *   - with the queue below the mark, an ECDSA job pauses again.
  * Every signature is checked by the default provider. The counterpart,
@@ -32,7 +33,7 @@
 static struct {
     test_env env;
     OSSL_LIB_CTX *defctx;
-    EVP_PKEY *rsa, *ec;
+    EVP_PKEY *rsa, *ec, *p384;
     unsigned char md[32];
 } S;
 
@@ -105,7 +106,8 @@ static uint64_t sig_counter(const char *which)
 
 static void test_deep_queue(void **state)
 {
-    struct hjob *rsa = signers(S.rsa, NRSA), *ec = signers(S.ec, NEC);
+    struct hjob *rsa = signers(S.rsa, NRSA), *ec = signers(S.ec, NEC),
+                *p384 = signers(S.p384, 1);
     uint64_t off0 = sig_counter(OFFLOAD_STAT_OFFLOADED);
     uint64_t inl0 = sig_counter(OFFLOAD_STAT_INLINE);
     size_t i, ec_done = 0;
@@ -114,6 +116,8 @@ static void test_deep_queue(void **state)
     /* The worker takes the first RSA request; the others queue up. */
     for (i = 0; i < NRSA; i++)
         assert_int_equal(hjob_step(&rsa[i]), ASYNC_PAUSE);
+    /* ECDSA on P-384 costs more than RSA-2048: queued like it. */
+    assert_int_equal(hjob_step(&p384[0]), ASYNC_PAUSE);
     /*
      * Fourteen RSA signatures (3 ms) still wait: the ECDSA ones run here.
      * Only a thread starved that long could see the queue below the mark
@@ -126,11 +130,14 @@ static void test_deep_queue(void **state)
            ec_done, NEC, NRSA - 1);
     assert_true(ec_done >= 1);
     assert_int_equal(sig_counter(OFFLOAD_STAT_INLINE) - inl0, ec_done);
-    assert_int_equal(sig_counter(OFFLOAD_STAT_OFFLOADED) - off0, NRSA + NEC - ec_done);
+    assert_int_equal(sig_counter(OFFLOAD_STAT_OFFLOADED) - off0,
+                     NRSA + 1 + NEC - ec_done);
     assert_true(h_run_fd_loop(rsa, NRSA, TIMEOUT_MS, NULL, NULL));
     assert_true(h_run_fd_loop(ec, NEC, TIMEOUT_MS, NULL, NULL));
+    assert_true(h_run_fd_loop(p384, 1, TIMEOUT_MS, NULL, NULL));
     check_and_free(rsa, NRSA);
     check_and_free(ec, NEC);
+    check_and_free(p384, 1);
 }
 
 static void test_shallow_queue(void **state)
@@ -155,7 +162,7 @@ static void test_shallow_queue(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    if (!ASYNC_init_thread(NRSA + NEC + 4, 0))
+    if (!ASYNC_init_thread(NRSA + NEC + 5, 0))
         return -1;
     if (!test_env_open(&S.env, "workers = 1\nbusy_inline = 2\nspin_us = 0\n"))
         return -1;
@@ -163,7 +170,8 @@ static int group_setup(void **state)
     S.defctx = OSSL_LIB_CTX_new();
     S.rsa = EVP_PKEY_Q_keygen(S.env.libctx, NULL, "RSA", (size_t)2048);
     S.ec = EVP_PKEY_Q_keygen(S.env.libctx, NULL, "EC", "P-256");
-    if (S.defctx == NULL || S.rsa == NULL || S.ec == NULL ||
+    S.p384 = EVP_PKEY_Q_keygen(S.env.libctx, NULL, "EC", "P-384");
+    if (S.defctx == NULL || S.rsa == NULL || S.ec == NULL || S.p384 == NULL ||
         !test_pkey_in(S.rsa, OFFLOAD_PROVIDER_NAME) ||
         !test_pkey_in(S.ec, OFFLOAD_PROVIDER_NAME)) {
         test_dump_errors("keys in offload");
@@ -178,6 +186,7 @@ static int group_teardown(void **state)
     (void)state;
     EVP_PKEY_free(S.rsa);
     EVP_PKEY_free(S.ec);
+    EVP_PKEY_free(S.p384);
     OSSL_LIB_CTX_free(S.defctx);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
