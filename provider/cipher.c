@@ -306,13 +306,23 @@ static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outs
 static int ciph_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
 {
     CIPH_CTX *ctx = vctx;
-    unsigned long last = ERR_peek_last_error();
     int ret = ctx->alg->final(ctx->inner, out, outl, outsize);
 
-    /* The default provider fails an AEAD tag check silently: say why. */
-    if (ret <= 0 && ERR_peek_last_error() == last)
-        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_TAG_MISMATCH,
-                      "%s final (no tag set, or it does not match)", ctx->alg->name);
+    /*
+     * The default provider fails an AEAD tag check silently: say why. The
+     * error queue is looked at only on failure (each look fetches the
+     * thread's error state, a visible share of a 16-byte record); an error
+     * already queued then means the soft engine (or the application,
+     * before) said something.
+     */
+    if (ret <= 0) {
+        if (ERR_peek_last_error() == 0)
+            OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_TAG_MISMATCH,
+                          "%s final (no tag set, or it does not match)", ctx->alg->name);
+        else
+            OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED, "%s final failed",
+                          ctx->alg->name);
+    }
     return ret;
 }
 
