@@ -264,7 +264,8 @@ static int sig_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     if (!offload_is_running() || !key_fits(ctx, provkey))
         return 0;
     ctx->maxsig = 0;
-    ctx->cheap = offload_key_cheap(provkey);
+    if (provkey != NULL) /* NULL: re-init, the key already set */
+        ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->sign_init(ctx->inner, kd_of(provkey), params);
 }
 
@@ -371,7 +372,8 @@ static int sig_digest_sign_init(void *vctx, const char *mdname, void *provkey,
     if (!offload_is_running() || !key_fits(ctx, provkey))
         return 0;
     ctx->maxsig = 0;
-    ctx->cheap = offload_key_cheap(provkey);
+    if (provkey != NULL) /* NULL: re-init, the key already set */
+        ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->digest_sign_init(ctx->inner, mdname, kd_of(provkey), params);
 }
 
