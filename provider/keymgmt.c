@@ -83,28 +83,27 @@ static int ec_group_cheap(const char *group)
                              OPENSSL_strcasecmp(group, "secp256r1") == 0);
 }
 
+enum key_cost { COST_UNKNOWN, COST_CHEAP, COST_DEAR };
+
 int offload_key_cheap(OFFLOAD_KEY *key)
 {
-    int c = atomic_load_explicit(&key->cheapness, memory_order_relaxed);
+    int c = atomic_load_explicit(&key->cost, memory_order_relaxed);
 
-    if (c == 0) {
+    if (c == COST_UNKNOWN) {
         char group[64] = "";
         OSSL_PARAM p[] = {
             OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group)),
             OSSL_PARAM_END};
 
-        if (key->alg->cheap)
-            c = 2;
-        else if (key->alg == &km_algs[KM_EC] && key->alg->get_params(key->kd, p) &&
-                 OSSL_PARAM_modified(p))
-            c = ec_group_cheap(group) ? 2 : 1;
+        if (key->alg != &km_algs[KM_EC])
+            c = key->alg->cheap ? COST_CHEAP : COST_DEAR;
+        else if (key->alg->get_params(key->kd, p) && OSSL_PARAM_modified(p))
+            c = ec_group_cheap(group) ? COST_CHEAP : COST_DEAR;
         else
-            c = 1; /* RSA, Ed448, X448, or no group yet */
-        /* The group never changes once set: only a key without one asks again. */
-        if (c == 2 || key->alg != &km_algs[KM_EC] || group[0] != '\0')
-            atomic_store_explicit(&key->cheapness, c, memory_order_relaxed);
+            return 0; /* no group yet: asked again once it has one */
+        atomic_store_explicit(&key->cost, c, memory_order_relaxed);
     }
-    return c == 2;
+    return c == COST_CHEAP;
 }
 
 static OFFLOAD_KEY *key_wrap(const struct offload_keymgmt_alg *alg, OFFLOAD_PROVCTX *pctx,

@@ -11,8 +11,8 @@ struct offload_keymgmt_alg;
 typedef struct offload_key {
     const struct offload_keymgmt_alg *alg;
     OFFLOAD_PROVCTX *pctx;
-    void *kd;              /* the default keymgmt's key data */
-    _Atomic int cheapness; /* offload_key_cheap()'s answer + 1; 0: not asked yet */
+    void *kd;         /* the default keymgmt's key data */
+    _Atomic int cost; /* enum key_cost in keymgmt.c, known once asked */
 } OFFLOAD_KEY;
 
 /* The key algorithm's first name ("RSA", "EC", ...). */

@@ -132,6 +132,20 @@ static int key_fits(const SIG_CTX *ctx, const OFFLOAD_KEY *key)
     return 0;
 }
 
+/*
+ * Sign or digest-sign init: checks |key| and forgets what the previous key
+ * told us. NULL re-inits with the key already set, whose cost stays.
+ */
+static int signing_key(SIG_CTX *ctx, OFFLOAD_KEY *key)
+{
+    if (!offload_is_running() || !key_fits(ctx, key))
+        return 0;
+    ctx->maxsig = 0;
+    if (key != NULL)
+        ctx->cheap = offload_key_cheap(key);
+    return 1;
+}
+
 static void *kd_of(const OFFLOAD_KEY *key)
 {
     return key != NULL ? key->kd : NULL;
@@ -261,11 +275,8 @@ static int sig_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 {
     SIG_CTX *ctx = vctx;
 
-    if (!offload_is_running() || !key_fits(ctx, provkey))
+    if (!signing_key(ctx, provkey))
         return 0;
-    ctx->maxsig = 0;
-    if (provkey != NULL) /* NULL: re-init, the key already set */
-        ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->sign_init(ctx->inner, kd_of(provkey), params);
 }
 
@@ -369,11 +380,8 @@ static int sig_digest_sign_init(void *vctx, const char *mdname, void *provkey,
 {
     SIG_CTX *ctx = vctx;
 
-    if (!offload_is_running() || !key_fits(ctx, provkey))
+    if (!signing_key(ctx, provkey))
         return 0;
-    ctx->maxsig = 0;
-    if (provkey != NULL) /* NULL: re-init, the key already set */
-        ctx->cheap = offload_key_cheap(provkey);
     return ctx->alg->digest_sign_init(ctx->inner, mdname, kd_of(provkey), params);
 }
 

@@ -103,14 +103,14 @@ static void worker_idle(int after_cheap)
 }
 
 /*
- * Completions of cheap requests are signalled in batches shared by all
- * workers: they are held until BATCH_MAX are held, the oldest has waited
- * BATCH_AGE_NS, an expensive request (RSA) is about to run, or the queue
- * is dry and no worker is still running one (whoever finishes last
- * signals for everybody). The event loop then wakes once for several jobs
- * instead of once per job — its wake-up and its poll over every job's fd
- * cost more than an ECDSA signature — and an expensive request is
- * signalled as soon as it completes.
+ * Completions are signalled in batches shared by all workers: they are
+ * held until BATCH_MAX are held, the oldest has waited BATCH_AGE_NS, or
+ * the queue is dry and no worker is still running one (whoever finishes
+ * last signals for everybody). The event loop then wakes once for several
+ * jobs instead of once per job — its wake-up and its poll over every job's
+ * fd cost more than an ECDSA signature. An expensive request (RSA) is
+ * signalled as soon as it completes, and held ones are signalled before
+ * one runs, unless the queue is deep (see deep()).
  */
 #define BATCH_MAX    16
 #define BATCH_AGE_NS 100000u
@@ -198,19 +198,17 @@ static void *worker_main(void *arg)
         }
         req = offload_queue_pop(&A.q);
         if (req == NULL) {
-            /* Dry: signal what is held unless a running worker will. */
-            if (A.ndone > 0 &&
-                (A.running == 0 || now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
+            /*
+             * Dry: signal what is held unless a running worker will; when
+             * stopping, whoever leaves first takes it.
+             */
+            if (A.ndone > 0 && (A.running == 0 || A.stopping ||
+                                now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
                 signal_held();
                 continue;
             }
-            if (A.stopping) { /* whoever leaves first takes what is held */
-                if (A.ndone > 0) {
-                    signal_held();
-                    continue;
-                }
+            if (A.stopping)
                 break;
-            }
             worker_idle(last_cheap);
             continue;
         }
