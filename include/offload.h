@@ -16,10 +16,10 @@
  *
  * workers       worker threads (1..256; online CPUs)
  * queue_depth   bounded queue length (1..1048576; 1024)
- * inline_below  cipher updates shorter than this stay inline (0..1048576; 32768)
+ * inline_below  cipher updates shorter than this stay inline (0..1048576; 8192)
  * busy_inline   queued requests per worker from which cheap operations
- *               (EC, EdDSA, X25519/X448) run on the calling thread
- *               instead; 0: never (0..1048576; 4)
+ *               (P-256, Ed25519, X25519, cipher records) run on the
+ *               calling thread instead; 0: never (0..1048576; 1)
  * offload       families offloaded: "all", "none" or a comma list (all)
  * spin_us       an idle worker's busy-wait for jobs about to submit
  *               again (0..10000; 200)

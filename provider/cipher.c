@@ -184,6 +184,7 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
     }
     j = (struct ciph_job *)req->payload;
     req->cheap = 1;
+    req->prompt = 1;
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->one_shot = one_shot;

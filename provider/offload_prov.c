@@ -225,8 +225,8 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
 
     cfg->workers = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
     cfg->queue_depth = 1024;
-    cfg->inline_below = 32768;
-    cfg->busy_inline = 4;
+    cfg->inline_below = 8192;
+    cfg->busy_inline = 1;
     cfg->spin_us = 200;
     cfg->families = (1u << OFFLOAD_FAM_COUNT) - 1;
     cfg->debug = 0;

@@ -228,6 +228,19 @@ static int wait_refs(struct offload_req *req, uint32_t n)
     return 0;
 }
 
+/* Waits until a worker has run |req| (executed, maybe not yet signalled). */
+static int wait_ran(struct offload_req *req)
+{
+    int ms;
+
+    for (ms = 0; ms < WAIT_LIMIT_MS; ms++) {
+        if (atomic_load(&tj(req)->ran) > 0)
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
 static uint64_t stat_of(enum offload_stat s)
 {
     return atomic_load(&offload_stats[FAM].v[s]);
@@ -868,6 +881,57 @@ static void test_wake_callback(void **state)
     ctx_gone(w);
 }
 
+/*
+ * Batching: with another worker still running, a cheap completion is held
+ * (whoever finishes last signals for everybody), while a prompt one (a
+ * cipher record, whose job's next record waits on it) is signalled at once.
+ */
+static void test_wake_batch_and_prompt(void **state)
+{
+    struct offload_waiter *wa = offload_waiter_new(), *wb = offload_waiter_new();
+    struct offload_req *blocker, *held, *prompt;
+    uint64_t completed = stat_of(OFFLOAD_ST_COMPLETED);
+
+    (void)state;
+    assert_non_null(wa);
+    assert_non_null(wb);
+    blocker = tjob_new(1, 1);
+    assert_int_equal(offload_accel_submit(blocker), 1);
+    assert_true(gate_wait_started(1));
+
+    /* The second worker runs it, and its token arrives at once. */
+    prompt = wake_req(wb, NULL, NULL, 0);
+    prompt->cheap = 1;
+    prompt->prompt = 1;
+    assert_int_equal(offload_accel_submit(prompt), 1);
+    assert_int_equal(fd_readable(wb->efd, WAIT_LIMIT_MS), 1);
+    assert_int_equal(req_state(prompt), REQ_DONE);
+    assert_int_equal(stat_of(OFFLOAD_ST_COMPLETED), completed + 1);
+
+    /* Run too (its state turns DONE only when signalled), but held. */
+    held = wake_req(wa, NULL, NULL, 0);
+    held->cheap = 1;
+    assert_int_equal(offload_accel_submit(held), 1);
+    assert_true(wait_ran(held));
+    assert_int_equal(fd_readable(wa->efd, 50), 0);
+    assert_int_equal(req_state(held), REQ_RUNNING);
+    assert_int_equal(stat_of(OFFLOAD_ST_COMPLETED), completed + 1);
+
+    /* The last one running signals what is held. */
+    gate_open();
+    assert_int_equal(fd_readable(wa->efd, WAIT_LIMIT_MS), 1);
+    offload_req_wait(blocker);
+    assert_true(wait_refs(blocker, 1));
+    assert_true(wait_refs(held, 1));
+    assert_true(wait_refs(prompt, 1));
+    assert_int_equal(stat_of(OFFLOAD_ST_COMPLETED), completed + 3);
+    offload_req_put(blocker);
+    offload_req_put(held);
+    offload_req_put(prompt);
+    ctx_gone(wa);
+    ctx_gone(wb);
+}
+
 static void test_wake_callback_after_kill(void **state)
 {
     struct offload_waiter *w = offload_waiter_new();
@@ -1019,6 +1083,8 @@ int main(void)
                                         teardown_accel),
         cmocka_unit_test_setup_teardown(test_wake_one_token, setup_w2, teardown_accel),
         cmocka_unit_test_setup_teardown(test_wake_callback, setup_w2, teardown_accel),
+        cmocka_unit_test_setup_teardown(test_wake_batch_and_prompt, setup_w2,
+                                        teardown_accel),
         cmocka_unit_test_setup_teardown(test_wake_callback_after_kill, setup_w1,
                                         teardown_accel),
         cmocka_unit_test_setup_teardown(test_wake_ctx_gone_closes_fd, setup_w1,

@@ -111,6 +111,12 @@ static void worker_idle(int after_cheap)
  * fd cost more than an ECDSA signature. An expensive request (RSA) is
  * signalled as soon as it completes, and held ones are signalled before
  * one runs, unless the queue is deep (see deep()).
+ *
+ * A cipher record (req->prompt) is never held: its job's next record waits
+ * on it, and the event loop is awake, running records of its own while the
+ * workers are busy (busy_inline). Held 16 KiB AES-GCM completions left it
+ * with no job to resume and asleep in select(): 0.65x the default provider
+ * at 8 jobs; signalled at once, 1.47x.
  */
 #define BATCH_MAX    16
 #define BATCH_AGE_NS 100000u
@@ -235,7 +241,7 @@ static void *worker_main(void *arg)
         if (A.ndone == 0)
             A.done_first_ns = t;
         A.done[A.ndone++] = req;
-        if ((!req->cheap && !deep()) || A.ndone == BATCH_MAX ||
+        if ((!req->cheap && !deep()) || req->prompt || A.ndone == BATCH_MAX ||
             t - A.done_first_ns >= BATCH_AGE_NS || (A.q.count == 0 && A.running == 0))
             signal_held();
     }

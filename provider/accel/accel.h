@@ -53,7 +53,8 @@ struct offload_req {
     offload_run_fn *run;
     offload_release_fn *release;
     enum offload_family family;
-    int cheap; /* well under BATCH_AGE: its completion may be signalled in a batch */
+    int cheap;  /* well under BATCH_AGE: its completion may be signalled in a batch */
+    int prompt; /* signalled at once, never held: its job's next request waits on it */
     unsigned fork_gen;    /* offload_fork_gen when submitted */
     _Atomic int executed; /* run finished (result valid), maybe not yet signalled */
     int result;
