@@ -48,33 +48,17 @@ for tool in haproxy h2load openssl; do
 done
 
 # ---- keys, certificates, provider config ----
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$OUT/rsa2048.key" -out "$OUT/rsa2048.crt" \
-    -days 2 -subj /CN=localhost 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$OUT/p256.key" \
-    -out "$OUT/p256.crt" -days 2 -subj /CN=localhost 2>/dev/null
+source test/lib.sh
+make_cert "$OUT" rsa2048 -newkey rsa:2048
+make_cert "$OUT" p256 -newkey ec -pkeyopt ec_paramgen_curve:P-256
 for c in rsa2048 p256; do cat "$OUT/$c.crt" "$OUT/$c.key" >"$OUT/$c.pem"; done
 
 # Extra keys of the provider's section, e.g. OFFLOAD_OPTS="workers=1 spin_us=0".
-offload_opts=
+offload_opts=()
 for kv in ${OFFLOAD_OPTS:-}; do
-    offload_opts+="${kv%%=*} = ${kv#*=}"$'\n'
+    offload_opts+=("${kv%%=*} = ${kv#*=}")
 done
-cat >"$OUT/offload.cnf" <<EOF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-offload = offload_sect
-[default_sect]
-activate = 1
-[offload_sect]
-module = offload.so
-activate = 1
-$offload_opts[algorithm_sect]
-default_properties = ?provider=offload
-EOF
+write_offload_conf "$OUT/offload.cnf" offload.so "${offload_opts[@]}"
 
 # A free port on 127.0.0.1 (bash /dev/tcp: refused means nobody listens).
 free_port() {
@@ -142,9 +126,6 @@ cpu_ticks() { # utime+stime (clock ticks) of a process, all threads, or of one t
     awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-stat_of() { # stats file, counter name
-    awk -v k="$2" '$1 == k {print $2}' "$1" 2>/dev/null | grep . || echo 0
-}
 
 # One h2load run of $1 connections. Prints: rate, succeeded, CPU% of
 # HAProxy (all threads), of its main thread (the event loop; in the offload
@@ -193,8 +174,8 @@ for cert in "${CERTS[@]}"; do
             read -r rate ok _ < <(h2run $((CONC * 8)))
             n=$(awk -v r="$rate" -v s="$SECS" -v c="$CONC" \
                 'BEGIN {n = int(r * s / c) * c; if (n < 8 * c) n = 8 * c; print n}')
-            sig0=$(stat_of "$OUT/stats" offload-signature-offloaded)
-            sig0=$((sig0 + $(stat_of "$OUT/stats" offload-signature-inline)))
+            sig0=$(stat_in "$OUT/stats" offload-signature-offloaded)
+            sig0=$((sig0 + $(stat_in "$OUT/stats" offload-signature-inline)))
             read -r rate ok hcpu mcpu gcpu hus mus < <(h2run "$n")
             note=
             if [ "$ok" != "$n" ]; then
@@ -207,8 +188,8 @@ for cert in "${CERTS[@]}"; do
             fi
             if [ "$conf" != /dev/null ] && [ -z "$note" ]; then
                 sleep 0.7 # the stats file is rewritten twice a second
-                sig1=$(stat_of "$OUT/stats" offload-signature-offloaded)
-                sig1=$((sig1 + $(stat_of "$OUT/stats" offload-signature-inline)))
+                sig1=$(stat_in "$OUT/stats" offload-signature-offloaded)
+                sig1=$((sig1 + $(stat_in "$OUT/stats" offload-signature-inline)))
                 [ $((sig1 - sig0)) -ge "$n" ] ||
                     note="only $((sig1 - sig0)) signatures for $n connections: resumed sessions?"
             fi

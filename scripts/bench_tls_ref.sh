@@ -42,14 +42,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+source test/lib.sh
 for cert in "${CERTS[@]}"; do
     case $cert in
     rsa2048) keyopts=(-newkey rsa:2048) ;;
     p256) keyopts=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
     *) echo "unknown certificate: $cert (rsa2048, p256)" >&2 && exit 2 ;;
     esac
-    OPENSSL_CONF=/dev/null openssl req -x509 -nodes -days 2 -subj /CN=localhost \
-        "${keyopts[@]}" -keyout "$OUT/$cert.key" -out "$OUT/$cert.crt" >/dev/null 2>&1
+    make_cert "$OUT" "$cert" "${keyopts[@]}"
 done
 
 # name | server processes | --mode | OPENSSL_CONF

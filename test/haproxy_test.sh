@@ -13,16 +13,9 @@ set -uo pipefail
 : "${OPENSSL_MODULES:?set OPENSSL_MODULES to the directory of offload.so}"
 export OPENSSL_MODULES
 
-# An offload.so built with sanitizers (scripts/test's second pass) needs
-# their runtimes preloaded into the uninstrumented programs that load it;
-# those programs' own leaks are not ours to report.
-SAN_ENV=()
-SAN_PRELOAD=$(ldd "$OPENSSL_MODULES/offload.so" 2>/dev/null |
-    awk '/lib(asan|ubsan)\.so/ {print $3}' | paste -sd: -)
-if [ -n "$SAN_PRELOAD" ]; then
-    SAN_ENV=(env "LD_PRELOAD=$SAN_PRELOAD" "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
-    echo "offload.so is instrumented: preloading $SAN_PRELOAD"
-fi
+# shellcheck source=test/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+san_env_for "$OPENSSL_MODULES"
 FULL=${FULL:-2000}        # full handshakes per certificate from h2load
 DROPS=${DROPS:-2000}      # connections that send (part of) a ClientHello and go away
 KILLS=${KILLS:-10}        # h2load runs killed mid-flight
@@ -43,37 +36,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-fail() {
-    echo "FAIL: $*"
-    FAILS=$((FAILS + 1))
-}
-
-cat >"$DIR/offload.cnf" <<'EOF'
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-offload = offload_sect
-[default_sect]
-activate = 1
-[offload_sect]
-module = offload.so
-activate = 1
-[algorithm_sect]
-default_properties = ?provider=offload
-EOF
+write_offload_conf "$DIR/offload.cnf" offload.so
 
 # Keys and certificates come from the default provider alone; clients
 # below use it alone too (OPENSSL_CONF=/dev/null): only HAProxy loads offload.
 export OPENSSL_CONF=/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/rsa.key" -out "$DIR/rsa.crt" \
-    -days 2 -subj /CN=localhost 2>/dev/null &&
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$DIR/ec.key" \
-        -out "$DIR/ec.crt" -days 2 -subj /CN=localhost 2>/dev/null ||
-    { echo "FAIL: cannot make certificates"; exit 1; }
+make_cert "$DIR" rsa -newkey rsa:2048
+make_cert "$DIR" ec -newkey ec -pkeyopt ec_paramgen_curve:P-256
 cat "$DIR/rsa.crt" "$DIR/rsa.key" >"$DIR/rsa.pem"
 cat "$DIR/ec.crt" "$DIR/ec.key" >"$DIR/ec.pem"
 
@@ -82,11 +51,7 @@ providers=$(OPENSSL_CONF=$DIR/offload.cnf "${SAN_ENV[@]}" haproxy -vv 2>&1 | gre
 echo "with the generated config: $providers"
 echo "$providers" | grep -qw offload || { echo "FAIL: haproxy does not load offload from OPENSSL_CONF"; exit 1; }
 
-stat_of() { # counter -> value from HAProxy's stats file (0 if absent)
-    local v
-    v=$(awk -v k="$1" '$1 == k {print $2}' "$DIR/stats" 2>/dev/null)
-    echo "${v:-0}"
-}
+stat_of() { stat_in "$DIR/stats" "$1"; } # counter -> value from HAProxy's stats file
 fresh_stats() { sleep 1.2; } # the provider rewrites the file twice a second
 
 hap_cmd() { # a command on HAProxy's stats socket
@@ -387,8 +352,7 @@ if [ "${QUEUE_FULL:-1}" = 1 ]; then
     kill "$HAP_PID" 2>/dev/null
     wait "$HAP_PID" 2>/dev/null
     HAP_PID=
-    sed '/^module = offload.so$/a queue_depth = 1' "$DIR/offload.cnf" \
-        >"$DIR/offload_q1.cnf"
+    write_offload_conf "$DIR/offload_q1.cnf" offload.so "queue_depth = 1"
     rm -f "$DIR/stats"
     start_haproxy "$DIR/offload_q1.cnf"
     Q_BASE_FDS=$(nfds)

@@ -12,16 +12,9 @@ set -uo pipefail
 : "${OPENSSL_MODULES:?set OPENSSL_MODULES to the directory of offload.so}"
 export OPENSSL_MODULES
 
-# An offload.so built with sanitizers (scripts/test's second pass) needs
-# their runtimes preloaded into the uninstrumented programs that load it;
-# those programs' own leaks are not ours to report.
-SAN_ENV=()
-SAN_PRELOAD=$(ldd "$OPENSSL_MODULES/offload.so" 2>/dev/null |
-    awk '/lib(asan|ubsan)\.so/ {print $3}' | paste -sd: -)
-if [ -n "$SAN_PRELOAD" ]; then
-    SAN_ENV=(env "LD_PRELOAD=$SAN_PRELOAD" "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
-    echo "offload.so is instrumented: preloading $SAN_PRELOAD"
-fi
+# shellcheck source=test/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+san_env_for "$OPENSSL_MODULES"
 REPS=${REPS:-3}
 
 DIR=$(mktemp -d)
@@ -35,35 +28,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-fail() {
-    echo "FAIL: $*"
-    FAILS=$((FAILS + 1))
-}
-
-cat >"$DIR/offload.cnf" <<'EOF'
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-offload = offload_sect
-[default_sect]
-activate = 1
-[offload_sect]
-module = offload.so
-activate = 1
-[algorithm_sect]
-default_properties = ?provider=offload
-EOF
+write_offload_conf "$DIR/offload.cnf" offload.so
 
 # Keys and certificates come from the default provider alone.
-OPENSSL_CONF=/dev/null openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/rsa.key" \
-    -out "$DIR/rsa.crt" -days 2 -subj /CN=localhost 2>/dev/null &&
-    OPENSSL_CONF=/dev/null openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$DIR/ec.key" -out "$DIR/ec.crt" -days 2 -subj /CN=localhost 2>/dev/null ||
-    { echo "FAIL: cannot make certificates"; exit 1; }
+make_cert "$DIR" rsa -newkey rsa:2048
+make_cert "$DIR" ec -newkey ec -pkeyopt ec_paramgen_curve:P-256
 
 # The provider must load from this config at all.
 if ! OPENSSL_CONF=$DIR/offload.cnf "${SAN_ENV[@]}" openssl list -providers 2>&1 | grep -q 'offload'; then
@@ -72,11 +41,7 @@ if ! OPENSSL_CONF=$DIR/offload.cnf "${SAN_ENV[@]}" openssl list -providers 2>&1 
     exit 1
 fi
 
-stat_of() { # counter name -> value from the server's stats file (0 if absent)
-    local v
-    v=$(awk -v k="$1" '$1 == k {print $2}' "$DIR/stats" 2>/dev/null)
-    echo "${v:-0}"
-}
+stat_of() { stat_in "$DIR/stats" "$1"; } # counter -> value from the server's stats file
 
 # Starts s_server on a free port: RSA certificate first, P-256 one as the
 # second (-dcert), chosen by the client's signature algorithms.

@@ -41,47 +41,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Certificates, made with the default provider alone.
+# shellcheck source=test/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export OPENSSL_CONF=/dev/null
-gen_cert() { # name, openssl req key options...
-    local name=$1
-    shift
-    if ! openssl req -x509 -nodes -days 2 -subj /CN=localhost "$@" \
-        -keyout "$TMP/$name.key" -out "$TMP/$name.crt" >"$TMP/req.log" 2>&1; then
-        cat "$TMP/req.log"
-        exit 1
-    fi
-}
-gen_cert rsa -newkey rsa:2048
-gen_cert ecdsa -newkey ec -pkeyopt ec_paramgen_curve:P-256
-gen_cert ed25519 -newkey ed25519
+make_cert "$TMP" rsa -newkey rsa:2048
+make_cert "$TMP" ecdsa -newkey ec -pkeyopt ec_paramgen_curve:P-256
+make_cert "$TMP" ed25519 -newkey ed25519
+write_offload_conf "$TMP/offload.cnf" "$MODULE"
 
-# default + offload, offload preferred: what conf/offload.cnf does.
-cat >"$TMP/offload.cnf" <<EOF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-offload = offload_sect
-[default_sect]
-activate = 1
-[offload_sect]
-module = $MODULE
-activate = 1
-[algorithm_sect]
-default_properties = ?provider=offload
-EOF
-
-FAILED=0
 declare -A FREED_PAUSED=([fd]=0 [callback]=0)
 CASE=0
 
-fail() {
-    echo "FAIL: $*"
-    FAILED=1
-}
 stat_of() { # name, file: the value of a "name value" line, or empty
     awk -v k="$1" '$1 == k {print $2; exit}' "$2" 2>/dev/null || true
 }
@@ -216,7 +186,7 @@ for mode in fd callback; do
     fi
 done
 
-if [ "$FAILED" -ne 0 ]; then
+if [ "$FAILS" -ne 0 ]; then
     if grep -q "no suitable key share" "$TMP"/server.*.err 2>/dev/null; then
         echo "hint: the server found no TLS group: with default_properties ?provider=offload"
         echo "      libssl takes a group only from the provider whose keymgmt it fetches,"
