@@ -882,9 +882,9 @@ static void test_wake_callback(void **state)
 }
 
 /*
- * Batching: with another worker still running, a cheap completion is held
- * (whoever finishes last signals for everybody), while a prompt one (a
- * cipher record, whose job's next record waits on it) is signalled at once.
+ * With another worker still running, a prompt completion (a cipher record,
+ * whose job's next record waits on it) is signalled at once, not held for
+ * a batch; a cheap one held meanwhile still arrives.
  */
 static void test_wake_batch_and_prompt(void **state)
 {
@@ -908,16 +908,16 @@ static void test_wake_batch_and_prompt(void **state)
     assert_int_equal(req_state(prompt), REQ_DONE);
     assert_int_equal(stat_of(OFFLOAD_ST_COMPLETED), completed + 1);
 
-    /* Run too (its state turns DONE only when signalled), but held. */
+    /*
+     * A cheap one is held: signalled when its age (100 us) is noticed or by
+     * the last worker running, whichever comes first (under valgrind the
+     * age runs out before the worker looks again, so only its arrival is
+     * checked).
+     */
     held = wake_req(wa, NULL, NULL, 0);
     held->cheap = 1;
     assert_int_equal(offload_accel_submit(held), 1);
     assert_true(wait_ran(held));
-    assert_int_equal(fd_readable(wa->efd, 50), 0);
-    assert_int_equal(req_state(held), REQ_RUNNING);
-    assert_int_equal(stat_of(OFFLOAD_ST_COMPLETED), completed + 1);
-
-    /* The last one running signals what is held. */
     gate_open();
     assert_int_equal(fd_readable(wa->efd, WAIT_LIMIT_MS), 1);
     offload_req_wait(blocker);
