@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 
 #include "common.h"
 
@@ -85,6 +86,30 @@ int test_pkey_in(const EVP_PKEY *pkey, const char *provname)
     const OSSL_PROVIDER *p = EVP_PKEY_get0_provider(pkey);
 
     return p != NULL && strcmp(OSSL_PROVIDER_get0_name(p), provname) == 0;
+}
+
+EVP_PKEY_CTX *test_sha256_sign_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, propq);
+
+    if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0 ||
+        (EVP_PKEY_is_a(key, "RSA") &&
+         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) ||
+        EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) <= 0) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int test_sha256_sign(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,
+                     const unsigned char *md, unsigned char *sig, size_t *siglen)
+{
+    EVP_PKEY_CTX *ctx = test_sha256_sign_ctx(libctx, key, propq);
+    int ok = ctx != NULL && EVP_PKEY_sign(ctx, sig, siglen, md, 32) > 0;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
 }
 
 const char *test_vector_path(const char *name, char *buf, size_t len)

@@ -33,6 +33,18 @@ uint64_t test_counter(OSSL_PROVIDER *prov, const char *name);
 /* 1 when |pkey| lives in the provider named |provname|. */
 int test_pkey_in(const EVP_PKEY *pkey, const char *provname);
 
+/*
+ * The signature the stress tests make: SHA-256, and PKCS#1 v1.5 padding
+ * for an RSA key. A context for |key| from |libctx| (|propq| may be NULL),
+ * initialised for signing; NULL on failure.
+ */
+EVP_PKEY_CTX *test_sha256_sign_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
+                                   const char *propq);
+
+/* Signs the 32-byte digest |md| that way; *siglen: room in, length out. */
+int test_sha256_sign(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,
+                     const unsigned char *md, unsigned char *sig, size_t *siglen);
+
 /* Path of a Wycheproof file: $WYCHEPROOF_DIR/<name> (set by meson). */
 const char *test_vector_path(const char *name, char *buf, size_t len);
 

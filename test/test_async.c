@@ -101,12 +101,9 @@ static uint64_t clock_ns(clockid_t c)
 
 static int sign_pkey(struct job *j)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, S.key, OFFLOAD_PROPQ);
-    int ok;
+    EVP_PKEY_CTX *ctx = test_sha256_sign_ctx(S.env.libctx, S.key, OFFLOAD_PROPQ);
+    int ok = ctx != NULL;
 
-    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0;
     if (ok) {
         uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), w0 = clock_ns(CLOCK_MONOTONIC);
 
@@ -851,7 +848,7 @@ static void isolate_event_loop(void)
 
 static int group_setup(void **state)
 {
-    EVP_PKEY_CTX *kctx = NULL, *dctx = NULL, *sctx = NULL;
+    EVP_PKEY_CTX *kctx = NULL, *dctx = NULL;
     OSSL_PARAM *params = NULL;
     unsigned int mdlen = sizeof(S.md);
     int ok = 0;
@@ -881,12 +878,9 @@ static int group_setup(void **state)
         goto out;
     if (!EVP_Digest(msg, sizeof(msg) - 1, S.md, &mdlen, EVP_sha256(), NULL))
         goto out;
-    sctx = EVP_PKEY_CTX_new_from_pkey(S.defctx, S.refkey, NULL);
     S.reflen = sizeof(S.ref);
-    if (sctx == NULL || EVP_PKEY_sign_init(sctx) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_padding(sctx, RSA_PKCS1_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_signature_md(sctx, EVP_sha256()) <= 0 ||
-        EVP_PKEY_sign(sctx, S.ref, &S.reflen, S.md, sizeof(S.md)) <= 0 || S.reflen != 256)
+    if (!test_sha256_sign(S.defctx, S.refkey, NULL, S.md, S.ref, &S.reflen) ||
+        S.reflen != 256)
         goto out;
     /* Workers start at the first offloaded request: then pin them. */
     if (!warm_up())
@@ -899,7 +893,6 @@ out:
     OSSL_PARAM_free(params);
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_CTX_free(dctx);
-    EVP_PKEY_CTX_free(sctx);
     return ok ? 0 : -1;
 }
 

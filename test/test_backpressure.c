@@ -69,16 +69,9 @@ struct op {
 static int sign_md(void *arg)
 {
     struct op *op = arg;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, S.key, PROPQ);
-    int ok;
 
-    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0;
     op->siglen = sizeof(op->sig);
-    ok = ok && EVP_PKEY_sign(ctx, op->sig, &op->siglen, S.md, sizeof(S.md)) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return test_sha256_sign(S.env.libctx, S.key, PROPQ, S.md, op->sig, &op->siglen);
 }
 
 static struct hjob *sign_jobs(size_t n)
@@ -518,7 +511,7 @@ static int group_setup(void **state)
 {
     OSSL_LIB_CTX *def = OSSL_LIB_CTX_new();
     OSSL_PROVIDER *defprov = def != NULL ? OSSL_PROVIDER_load(def, "default") : NULL;
-    EVP_PKEY_CTX *kctx = NULL, *ictx = NULL, *sctx = NULL;
+    EVP_PKEY_CTX *kctx = NULL, *ictx = NULL;
     EVP_PKEY *defkey = NULL;
     OSSL_PARAM *params = NULL;
     unsigned int mdlen = sizeof(S.md);
@@ -541,12 +534,8 @@ static int group_setup(void **state)
          EVP_PKEY_generate(kctx, &defkey) > 0 &&
          EVP_PKEY_todata(defkey, EVP_PKEY_KEYPAIR, &params) > 0 &&
          EVP_Digest(msg, sizeof(msg) - 1, S.md, &mdlen, EVP_sha256(), NULL) > 0;
-    sctx = ok ? EVP_PKEY_CTX_new_from_pkey(def, defkey, NULL) : NULL;
     S.reflen = sizeof(S.ref);
-    ok = ok && sctx != NULL && EVP_PKEY_sign_init(sctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(sctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(sctx, EVP_sha256()) > 0 &&
-         EVP_PKEY_sign(sctx, S.ref, &S.reflen, S.md, sizeof(S.md)) > 0;
+    ok = ok && test_sha256_sign(def, defkey, NULL, S.md, S.ref, &S.reflen);
     ictx = ok ? EVP_PKEY_CTX_new_from_name(S.env.libctx, "RSA", PROPQ) : NULL;
     ok = ok && ictx != NULL && EVP_PKEY_fromdata_init(ictx) > 0 &&
          EVP_PKEY_fromdata(ictx, &S.key, EVP_PKEY_KEYPAIR, params) > 0 &&
@@ -566,7 +555,6 @@ static int group_setup(void **state)
     OSSL_PARAM_free(params);
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_CTX_free(ictx);
-    EVP_PKEY_CTX_free(sctx);
     EVP_PKEY_free(defkey);
     OSSL_PROVIDER_unload(defprov);
     OSSL_LIB_CTX_free(def);

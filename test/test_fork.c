@@ -86,17 +86,9 @@ struct sigop {
 static int sign_md(void *arg)
 {
     struct sigop *op = arg;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, S.key, PROPQ);
-    int ok;
 
-    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0;
     op->siglen = sizeof(op->sig);
-    if (ok)
-        ok = EVP_PKEY_sign(ctx, op->sig, &op->siglen, S.md, sizeof(S.md)) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return test_sha256_sign(S.env.libctx, S.key, PROPQ, S.md, op->sig, &op->siglen);
 }
 
 /* The job's own result and signature are right. */
@@ -656,7 +648,7 @@ static void test_fork_child_unloads(void **state)
 
 static int group_setup(void **state)
 {
-    EVP_PKEY_CTX *kctx = NULL, *dctx = NULL, *sctx = NULL;
+    EVP_PKEY_CTX *kctx = NULL, *dctx = NULL;
     OSSL_PARAM *params = NULL;
     unsigned int mdlen = sizeof(S.md);
     char conf[128];
@@ -692,12 +684,8 @@ static int group_setup(void **state)
         goto out;
     if (!EVP_Digest(msg, sizeof(msg) - 1, S.md, &mdlen, EVP_sha256(), NULL))
         goto out;
-    sctx = EVP_PKEY_CTX_new_from_pkey(S.defctx, S.refkey, NULL);
     S.reflen = sizeof(S.ref);
-    if (sctx == NULL || EVP_PKEY_sign_init(sctx) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_padding(sctx, RSA_PKCS1_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_signature_md(sctx, EVP_sha256()) <= 0 ||
-        EVP_PKEY_sign(sctx, S.ref, &S.reflen, S.md, sizeof(S.md)) <= 0)
+    if (!test_sha256_sign(S.defctx, S.refkey, NULL, S.md, S.ref, &S.reflen))
         goto out;
     ok = 1;
 out:
@@ -706,7 +694,6 @@ out:
     OSSL_PARAM_free(params);
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_CTX_free(dctx);
-    EVP_PKEY_CTX_free(sctx);
     return ok ? 0 : -1;
 }
 

@@ -80,17 +80,10 @@ struct sigop {
 static int sign_md(void *arg)
 {
     struct sigop *op = arg;
-    EVP_PKEY_CTX *ctx =
-        EVP_PKEY_CTX_new_from_pkey(S.env.libctx, op->rsa ? S.rsa : S.ec, PROPQ);
-    int ok;
 
-    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
-         (!op->rsa || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0) &&
-         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0;
     op->siglen = sizeof(op->sig);
-    ok = ok && EVP_PKEY_sign(ctx, op->sig, &op->siglen, S.md, sizeof(S.md)) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return test_sha256_sign(S.env.libctx, op->rsa ? S.rsa : S.ec, PROPQ, S.md, op->sig,
+                            &op->siglen);
 }
 
 static int verified(const struct sigop *op)
@@ -416,7 +409,6 @@ static int import(OSSL_LIB_CTX *libctx, const char *type, const char *propq,
 
 static int group_setup(void **state)
 {
-    EVP_PKEY_CTX *sctx = NULL;
     unsigned int mdlen = sizeof(S.md);
     struct rlimit rl;
     size_t i;
@@ -451,13 +443,8 @@ static int group_setup(void **state)
          test_pkey_in(S.rsa, OFFLOAD_PROVIDER_NAME) &&
          test_pkey_in(S.ec, OFFLOAD_PROVIDER_NAME) &&
          EVP_Digest(msg, sizeof(msg) - 1, S.md, &mdlen, EVP_sha256(), NULL) > 0;
-    sctx = ok ? EVP_PKEY_CTX_new_from_pkey(S.defctx, S.rsaref, NULL) : NULL;
     S.rsasiglen = sizeof(S.rsasig);
-    ok = ok && sctx != NULL && EVP_PKEY_sign_init(sctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(sctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(sctx, EVP_sha256()) > 0 &&
-         EVP_PKEY_sign(sctx, S.rsasig, &S.rsasiglen, S.md, sizeof(S.md)) > 0;
-    EVP_PKEY_CTX_free(sctx);
+    ok = ok && test_sha256_sign(S.defctx, S.rsaref, NULL, S.md, S.rsasig, &S.rsasiglen);
     S.gcm = EVP_CIPHER_fetch(S.env.libctx, "AES-128-GCM", PROPQ);
     S.gcmref = EVP_CIPHER_fetch(S.defctx, "AES-128-GCM", NULL);
     ok = ok && S.gcm != NULL && S.gcmref != NULL;

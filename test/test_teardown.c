@@ -121,15 +121,7 @@ static int sign_prepared(void *arg)
 
 static EVP_PKEY_CTX *sign_ctx(struct loaded *l)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(l->env.libctx, l->key, PROPQ);
-
-    if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) <= 0) {
-        EVP_PKEY_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
+    return test_sha256_sign_ctx(l->env.libctx, l->key, PROPQ);
 }
 
 static struct hjob *prepared_jobs(struct loaded *l, size_t n)
@@ -348,16 +340,9 @@ struct owned {
 static int sign_owned(void *arg)
 {
     struct owned *o = arg;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(o->libctx, o->key, PROPQ);
-    int ok;
 
-    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0;
     o->siglen = sizeof(o->sig);
-    ok = ok && EVP_PKEY_sign(ctx, o->sig, &o->siglen, S.md, sizeof(S.md)) > 0;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return test_sha256_sign(o->libctx, o->key, PROPQ, S.md, o->sig, &o->siglen);
 }
 
 static int child_abandon_owned(void)
@@ -567,7 +552,7 @@ static int group_setup(void **state)
 {
     OSSL_LIB_CTX *def = OSSL_LIB_CTX_new();
     OSSL_PROVIDER *prov = def != NULL ? OSSL_PROVIDER_load(def, "default") : NULL;
-    EVP_PKEY_CTX *kctx = NULL, *sctx = NULL;
+    EVP_PKEY_CTX *kctx = NULL;
     EVP_PKEY *key = NULL;
     unsigned int mdlen = sizeof(S.md);
     int ok;
@@ -582,15 +567,10 @@ static int group_setup(void **state)
          EVP_PKEY_generate(kctx, &key) > 0 &&
          EVP_PKEY_todata(key, EVP_PKEY_KEYPAIR, &S.keyparams) > 0 &&
          EVP_Digest(msg, sizeof(msg) - 1, S.md, &mdlen, EVP_sha256(), NULL) > 0;
-    sctx = ok ? EVP_PKEY_CTX_new_from_pkey(def, key, NULL) : NULL;
     S.reflen = sizeof(S.ref);
-    ok = ok && sctx != NULL && EVP_PKEY_sign_init(sctx) > 0 &&
-         EVP_PKEY_CTX_set_rsa_padding(sctx, RSA_PKCS1_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(sctx, EVP_sha256()) > 0 &&
-         EVP_PKEY_sign(sctx, S.ref, &S.reflen, S.md, sizeof(S.md)) > 0;
+    ok = ok && test_sha256_sign(def, key, NULL, S.md, S.ref, &S.reflen);
     if (!ok)
         test_dump_errors("group setup");
-    EVP_PKEY_CTX_free(sctx);
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_free(key);
     OSSL_PROVIDER_unload(prov);
