@@ -58,15 +58,22 @@ void test_env_close(test_env *env)
     memset(env, 0, sizeof(*env));
 }
 
-OSSL_LIB_CTX *test_default_ctx(void)
+OSSL_LIB_CTX *test_ref_open(OSSL_PROVIDER **prov)
 {
     OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
 
-    if (ctx != NULL && OSSL_PROVIDER_load(ctx, "default") == NULL) {
+    *prov = ctx != NULL ? OSSL_PROVIDER_load(ctx, "default") : NULL;
+    if (*prov == NULL) {
         OSSL_LIB_CTX_free(ctx);
         return NULL;
     }
     return ctx;
+}
+
+void test_ref_close(OSSL_LIB_CTX *libctx, OSSL_PROVIDER *prov)
+{
+    OSSL_PROVIDER_unload(prov);
+    OSSL_LIB_CTX_free(libctx);
 }
 
 uint64_t test_counter(OSSL_PROVIDER *prov, const char *name)

@@ -24,8 +24,13 @@ typedef struct {
 int test_env_open(test_env *env, const char *conf_lines);
 void test_env_close(test_env *env);
 
-/* A second, plain context with only the default provider: the reference. */
-OSSL_LIB_CTX *test_default_ctx(void);
+/*
+ * The reference: a second library context with the default provider
+ * alone, and the handle that test_ref_close() unloads (OpenSSL 3.0 leaks a
+ * provider still loaded when its context is freed). NULL on failure.
+ */
+OSSL_LIB_CTX *test_ref_open(OSSL_PROVIDER **prov);
+void test_ref_close(OSSL_LIB_CTX *libctx, OSSL_PROVIDER *prov);
 
 /* Counter "offload-..." of |prov| (see include/offload.h); UINT64_MAX on failure. */
 uint64_t test_counter(OSSL_PROVIDER *prov, const char *name);

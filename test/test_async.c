@@ -860,9 +860,7 @@ static int group_setup(void **state)
      * checks the rule). */
     if (!test_env_open(&S.env, "queue_depth = 1024\nbusy_inline = 0\n"))
         return -1;
-    /* Not test_default_ctx(): it drops the provider reference, which leaks. */
-    S.defctx = OSSL_LIB_CTX_new();
-    if (S.defctx == NULL || (S.defprov = OSSL_PROVIDER_load(S.defctx, "default")) == NULL)
+    if ((S.defctx = test_ref_open(&S.defprov)) == NULL)
         return -1;
     kctx = EVP_PKEY_CTX_new_from_name(S.env.libctx, "RSA", OFFLOAD_PROPQ);
     if (kctx == NULL || EVP_PKEY_keygen_init(kctx) <= 0 ||
@@ -901,8 +899,7 @@ static int group_teardown(void **state)
     (void)state;
     EVP_PKEY_free(S.key);
     EVP_PKEY_free(S.refkey);
-    OSSL_PROVIDER_unload(S.defprov);
-    OSSL_LIB_CTX_free(S.defctx);
+    test_ref_close(S.defctx, S.defprov);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
     return 0;

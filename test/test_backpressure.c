@@ -509,8 +509,8 @@ static void test_fork_presignalled(void **state)
 
 static int group_setup(void **state)
 {
-    OSSL_LIB_CTX *def = OSSL_LIB_CTX_new();
-    OSSL_PROVIDER *defprov = def != NULL ? OSSL_PROVIDER_load(def, "default") : NULL;
+    OSSL_PROVIDER *defprov = NULL;
+    OSSL_LIB_CTX *def = test_ref_open(&defprov);
     EVP_PKEY_CTX *kctx = NULL, *ictx = NULL;
     EVP_PKEY *defkey = NULL;
     OSSL_PARAM *params = NULL;
@@ -556,8 +556,7 @@ static int group_setup(void **state)
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_CTX_free(ictx);
     EVP_PKEY_free(defkey);
-    OSSL_PROVIDER_unload(defprov);
-    OSSL_LIB_CTX_free(def);
+    test_ref_close(def, defprov);
     free(op);
     return ok ? 0 : -1;
 }

@@ -2405,9 +2405,7 @@ static int group_setup(void **state)
      * checks the rule). */
     if (!test_env_open(&S.env, "inline_below = 1024\nbusy_inline = 0\n"))
         return -1;
-    /* Not test_default_ctx(): it drops the provider reference, which leaks. */
-    S.defctx = OSSL_LIB_CTX_new();
-    if (S.defctx == NULL || (S.defprov = OSSL_PROVIDER_load(S.defctx, "default")) == NULL)
+    if ((S.defctx = test_ref_open(&S.defprov)) == NULL)
         return -1;
     for (i = 0; i < NALGS; i++) {
         const OSSL_PROVIDER *p;
@@ -2438,8 +2436,7 @@ static int group_teardown(void **state)
         EVP_CIPHER_free(S.off[i]);
         EVP_CIPHER_free(S.ref[i]);
     }
-    OSSL_PROVIDER_unload(S.defprov);
-    OSSL_LIB_CTX_free(S.defctx);
+    test_ref_close(S.defctx, S.defprov);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
     return 0;

@@ -67,6 +67,7 @@ static const struct keyspec keyspecs[K_COUNT] = {
 
 static test_env env;
 static OSSL_LIB_CTX *defctx;
+static OSSL_PROVIDER *defprov;
 static EVP_PKEY *okeys[K_COUNT]; /* generated in offload */
 static EVP_PKEY *dkeys[K_COUNT]; /* their twins, imported into defctx */
 
@@ -670,7 +671,7 @@ static int group_setup(void **state)
     (void)state;
     if (!test_env_open(&env, NULL))
         return -1;
-    defctx = test_default_ctx();
+    defctx = test_ref_open(&defprov);
     if (defctx == NULL)
         return -1;
     for (k = 0; k < K_COUNT; k++) {
@@ -699,16 +700,7 @@ static int group_teardown(void **state)
         okeys[k] = dkeys[k] = NULL;
     }
     if (defctx != NULL) {
-        /*
-         * test_default_ctx() keeps no handle on the provider it loaded, and
-         * OpenSSL 3.0 leaks a provider still loaded when its context is
-         * freed: take a handle now and unload both loads.
-         */
-        OSSL_PROVIDER *p = OSSL_PROVIDER_load(defctx, "default");
-
-        OSSL_PROVIDER_unload(p);
-        OSSL_PROVIDER_unload(p);
-        OSSL_LIB_CTX_free(defctx);
+        test_ref_close(defctx, defprov);
         defctx = NULL;
     }
     test_env_close(&env);

@@ -1429,13 +1429,7 @@ static int group_setup(void **state)
      * checks the rule). */
     if (!test_env_open(&env, "busy_inline = 0\n"))
         return -1;
-    /* Not test_default_ctx(): its provider reference could never be released. */
-    defctx = OSSL_LIB_CTX_new();
-    defprov = defctx != NULL ? OSSL_PROVIDER_load(defctx, "default") : NULL;
-    if (defprov == NULL) {
-        OSSL_LIB_CTX_free(defctx);
-        defctx = NULL;
-    }
+    defctx = test_ref_open(&defprov);
     if (defctx == NULL)
         return -1;
     for (i = 0; i < K_COUNT; i++) {
@@ -1462,8 +1456,7 @@ static int group_teardown(void **state)
         EVP_PKEY_free(dkey[i]);
         EVP_PKEY_free(dtwin[i]);
     }
-    OSSL_PROVIDER_unload(defprov);
-    OSSL_LIB_CTX_free(defctx);
+    test_ref_close(defctx, defprov);
     test_env_close(&env);
     return 0;
 }

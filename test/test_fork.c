@@ -597,8 +597,7 @@ static int child_unload(struct hjob *busy)
     EVP_PKEY_free(S.key);
     EVP_PKEY_free(S.refkey);
     S.key = S.refkey = NULL;
-    OSSL_PROVIDER_unload(S.defprov);
-    OSSL_LIB_CTX_free(S.defctx);
+    test_ref_close(S.defctx, S.defprov);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
     n = h_count_threads();
@@ -663,8 +662,7 @@ static int group_setup(void **state)
     snprintf(conf, sizeof(conf), "workers = 2\nstats_file = %s\n", S.stats_path);
     if (!test_env_open(&S.env, conf))
         return -1;
-    S.defctx = OSSL_LIB_CTX_new();
-    if (S.defctx == NULL || (S.defprov = OSSL_PROVIDER_load(S.defctx, "default")) == NULL)
+    if ((S.defctx = test_ref_open(&S.defprov)) == NULL)
         return -1;
     /*
      * RSA-4096 (1.5 ms a signature): NBUSY requests keep two workers busy
@@ -702,8 +700,7 @@ static int group_teardown(void **state)
     (void)state;
     EVP_PKEY_free(S.key);
     EVP_PKEY_free(S.refkey);
-    OSSL_PROVIDER_unload(S.defprov);
-    OSSL_LIB_CTX_free(S.defctx);
+    test_ref_close(S.defctx, S.defprov);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
     unlink(S.stats_path);

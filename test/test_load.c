@@ -432,8 +432,7 @@ static int group_setup(void **state)
     if (!test_env_open(&S.env,
                        "queue_depth = 16384\ninline_below = 512\nbusy_inline = 0\n"))
         return -1;
-    S.defctx = OSSL_LIB_CTX_new();
-    if (S.defctx == NULL || (S.defprov = OSSL_PROVIDER_load(S.defctx, "default")) == NULL)
+    if ((S.defctx = test_ref_open(&S.defprov)) == NULL)
         return -1;
     S.rsaref = EVP_PKEY_Q_keygen(S.defctx, NULL, "RSA", (size_t)2048);
     S.ecref = EVP_PKEY_Q_keygen(S.defctx, NULL, "EC", "P-256");
@@ -466,8 +465,7 @@ static int group_teardown(void **state)
     EVP_PKEY_free(S.ec);
     EVP_PKEY_free(S.rsaref);
     EVP_PKEY_free(S.ecref);
-    OSSL_PROVIDER_unload(S.defprov);
-    OSSL_LIB_CTX_free(S.defctx);
+    test_ref_close(S.defctx, S.defprov);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
     return 0;

@@ -166,7 +166,7 @@ static int group_setup(void **state)
         return -1;
     if (!test_env_open(&S.env, "workers = 1\nbusy_inline = 2\nspin_us = 0\n"))
         return -1;
-    /* The default provider by fallback (not test_default_ctx(): its reference leaks). */
+    /* The default provider by fallback: nothing to unload but the context. */
     S.defctx = OSSL_LIB_CTX_new();
     S.rsa = EVP_PKEY_Q_keygen(S.env.libctx, NULL, "RSA", (size_t)2048);
     S.ec = EVP_PKEY_Q_keygen(S.env.libctx, NULL, "EC", "P-256");

@@ -550,8 +550,8 @@ static void test_wait_ctx_across_reload(void **state)
 
 static int group_setup(void **state)
 {
-    OSSL_LIB_CTX *def = OSSL_LIB_CTX_new();
-    OSSL_PROVIDER *prov = def != NULL ? OSSL_PROVIDER_load(def, "default") : NULL;
+    OSSL_PROVIDER *prov = NULL;
+    OSSL_LIB_CTX *def = test_ref_open(&prov);
     EVP_PKEY_CTX *kctx = NULL;
     EVP_PKEY *key = NULL;
     unsigned int mdlen = sizeof(S.md);
@@ -573,8 +573,7 @@ static int group_setup(void **state)
         test_dump_errors("group setup");
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_free(key);
-    OSSL_PROVIDER_unload(prov);
-    OSSL_LIB_CTX_free(def);
+    test_ref_close(def, prov);
     /* What the process has before the provider is ever loaded. */
     h_settle_threads();
     S.threads0 = h_count_threads();

@@ -2413,13 +2413,7 @@ static int group_setup(void **state)
      * checks the rule). */
     if (!test_env_open(&env, "busy_inline = 0\n"))
         return -1;
-    /* Not test_default_ctx(): its provider reference could never be released. */
-    defctx = OSSL_LIB_CTX_new();
-    defprov = defctx != NULL ? OSSL_PROVIDER_load(defctx, "default") : NULL;
-    if (defprov == NULL) {
-        OSSL_LIB_CTX_free(defctx);
-        defctx = NULL;
-    }
+    defctx = test_ref_open(&defprov);
     if (defctx == NULL) {
         test_dump_errors("default-only library context");
         test_env_close(&env);
@@ -2432,8 +2426,7 @@ static int group_setup(void **state)
     EVP_SIGNATURE_free(sig);
     if (!ok) {
         test_dump_errors("fetch RSA signature from offload");
-        OSSL_PROVIDER_unload(defprov);
-        OSSL_LIB_CTX_free(defctx);
+        test_ref_close(defctx, defprov);
         test_env_close(&env);
         return -1;
     }
@@ -2443,8 +2436,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    OSSL_PROVIDER_unload(defprov);
-    OSSL_LIB_CTX_free(defctx);
+    test_ref_close(defctx, defprov);
     defctx = NULL;
     test_env_close(&env);
     return 0;
