@@ -95,11 +95,14 @@ int test_pkey_in(const EVP_PKEY *pkey, const char *provname)
     return p != NULL && strcmp(OSSL_PROVIDER_get0_name(p), provname) == 0;
 }
 
-EVP_PKEY_CTX *test_sha256_sign_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq)
+/* A context for |key| initialised to sign (or verify) that way. */
+static EVP_PKEY_CTX *sha256_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,
+                                int verify)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, key, propq);
 
-    if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0 ||
+    if (ctx == NULL ||
+        (verify ? EVP_PKEY_verify_init(ctx) : EVP_PKEY_sign_init(ctx)) <= 0 ||
         (EVP_PKEY_is_a(key, "RSA") &&
          EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) ||
         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) <= 0) {
@@ -107,6 +110,21 @@ EVP_PKEY_CTX *test_sha256_sign_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const ch
         return NULL;
     }
     return ctx;
+}
+
+EVP_PKEY_CTX *test_sha256_sign_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq)
+{
+    return sha256_ctx(libctx, key, propq, 0);
+}
+
+int test_sha256_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,
+                       const unsigned char *md, const unsigned char *sig, size_t siglen)
+{
+    EVP_PKEY_CTX *ctx = sha256_ctx(libctx, key, propq, 1);
+    int ok = ctx != NULL && EVP_PKEY_verify(ctx, sig, siglen, md, 32) == 1;
+
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
 }
 
 int test_sha256_sign(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,

@@ -46,6 +46,10 @@ int test_pkey_in(const EVP_PKEY *pkey, const char *provname);
 EVP_PKEY_CTX *test_sha256_sign_ctx(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
                                    const char *propq);
 
+/* 1 when |sig| is a valid signature of the 32-byte digest |md| that way. */
+int test_sha256_verify(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,
+                       const unsigned char *md, const unsigned char *sig, size_t siglen);
+
 /* Signs the 32-byte digest |md| that way; *siglen: room in, length out. */
 int test_sha256_sign(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *propq,
                      const unsigned char *md, unsigned char *sig, size_t *siglen);

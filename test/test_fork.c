@@ -621,11 +621,8 @@ static void test_fork_child_unloads(void **state)
         assert_non_null(p);
         busy[i].fn = sign_prepared;
         busy[i].arg = p;
-        p->ctx = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, S.key, PROPQ);
+        p->ctx = test_sha256_sign_ctx(S.env.libctx, S.key, PROPQ);
         assert_non_null(p->ctx);
-        assert_int_equal(EVP_PKEY_sign_init(p->ctx), 1);
-        assert_true(EVP_PKEY_CTX_set_rsa_padding(p->ctx, RSA_PKCS1_PADDING) > 0);
-        assert_true(EVP_PKEY_CTX_set_signature_md(p->ctx, EVP_sha256()) > 0);
     }
     for (i = 0; i < NBUSY; i++)
         assert_true(hjob_step(&busy[i]) == ASYNC_PAUSE || busy[i].done);

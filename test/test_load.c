@@ -88,17 +88,9 @@ static int sign_md(void *arg)
 
 static int verified(const struct sigop *op)
 {
-    EVP_PKEY_CTX *ctx;
-    int ok;
-
     if (op->rsa)
         return op->siglen == S.rsasiglen && memcmp(op->sig, S.rsasig, op->siglen) == 0;
-    ctx = EVP_PKEY_CTX_new_from_pkey(S.defctx, S.ecref, NULL);
-    ok = ctx != NULL && EVP_PKEY_verify_init(ctx) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0 &&
-         EVP_PKEY_verify(ctx, op->sig, op->siglen, S.md, sizeof(S.md)) == 1;
-    EVP_PKEY_CTX_free(ctx);
-    return ok;
+    return test_sha256_verify(S.defctx, S.ecref, NULL, S.md, op->sig, op->siglen);
 }
 
 struct worker_result {

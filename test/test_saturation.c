@@ -64,10 +64,8 @@ static struct hjob *signers(EVP_PKEY *key, size_t n)
 
         assert_non_null(s);
         s->key = key;
-        s->ctx = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, key, NULL);
+        s->ctx = test_sha256_sign_ctx(S.env.libctx, key, NULL);
         assert_non_null(s->ctx);
-        assert_int_equal(EVP_PKEY_sign_init(s->ctx), 1);
-        assert_int_equal(EVP_PKEY_CTX_set_signature_md(s->ctx, EVP_sha256()), 1);
         jobs[i].fn = sign_in_job;
         jobs[i].arg = s;
     }
@@ -81,15 +79,11 @@ static void check_and_free(struct hjob *jobs, size_t n)
 
     for (i = 0; i < n; i++) {
         struct signer *s = jobs[i].arg;
-        EVP_PKEY_CTX *v = EVP_PKEY_CTX_new_from_pkey(S.defctx, s->key, NULL);
 
         assert_true(jobs[i].done);
         assert_int_equal(jobs[i].ret, 1);
-        assert_non_null(v);
-        assert_int_equal(EVP_PKEY_verify_init(v), 1);
-        assert_int_equal(EVP_PKEY_CTX_set_signature_md(v, EVP_sha256()), 1);
-        assert_int_equal(EVP_PKEY_verify(v, s->sig, s->siglen, S.md, sizeof(S.md)), 1);
-        EVP_PKEY_CTX_free(v);
+        assert_int_equal(
+            test_sha256_verify(S.defctx, s->key, NULL, S.md, s->sig, s->siglen), 1);
         EVP_PKEY_CTX_free(s->ctx);
         free(s);
     }

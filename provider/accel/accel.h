@@ -133,6 +133,7 @@ void offload_accel_collected(void);
 unsigned offload_accel_outstanding(void);
 /* Requests submitted and not yet completed. */
 unsigned offload_accel_in_flight(void);
+/* Requests waiting in the queue for a worker (read without the lock). */
 unsigned offload_accel_queued(void);
 size_t offload_accel_high_water(void);
 unsigned offload_accel_workers(void);
