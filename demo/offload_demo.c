@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * offload_demo: the provider loaded from openssl.cnf doing real work.
  *

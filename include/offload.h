@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * offload — public names of the OpenSSL provider that runs crypto on
  * worker threads and pauses the calling ASYNC_JOB meanwhile.

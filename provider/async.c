@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Every ASYNC_* call of the provider: the wait fd of a job's
  * ASYNC_WAIT_CTX, callback mode, the pause loop and the drain.

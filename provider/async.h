@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The async glue: every ASYNC_* call of the provider lives in async.c.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Ciphers: AES-128/192/256-GCM, AES-128/256-CBC, ChaCha20-Poly1305, and
  * the stitched AES-CBC-HMAC-SHA1/SHA256 ciphers TLS 1.2 uses.

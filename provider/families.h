@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Each operation family binds to the soft engine at init and offers its table. */
 #ifndef OFFLOAD_FAMILIES_H
 #define OFFLOAD_FAMILIES_H

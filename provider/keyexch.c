@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Key exchange: ECDH (cofactor mode, X9.63 KDF params), X25519 and X448.
  *

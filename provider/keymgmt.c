@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Key management: RSA, RSA-PSS, EC, ED25519, ED448, X25519, X448.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Our key objects: the soft engine's key data plus which algorithm made it. */
 #ifndef OFFLOAD_KEYMGMT_H
 #define OFFLOAD_KEYMGMT_H

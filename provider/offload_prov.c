@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The provider itself: OSSL_provider_init, configuration, the algorithm
  * tables, reason strings, counters and teardown. The work is elsewhere:
@@ -20,10 +21,10 @@
 
 #include "accel/accel.h"
 #include "families.h"
+#include "offload_version.h"
 #include "prov.h"
 #include "soft.h"
 
-#define OFFLOAD_VERSION "0.1.0"
 
 struct offload_config offload_conf;
 int offload_debug_on;

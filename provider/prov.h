@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal header shared by every file of the provider: the provider
  * context, reason codes, error raising, counters and the debug log.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Signatures: RSA (PKCS#1 v1.5, PSS, X9.31, no padding), ECDSA, Ed25519
  * and Ed448.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The soft engine: the default provider in a private library context. */
 #include <pthread.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The soft engine: the default provider, loaded into a private
  * OSSL_LIB_CTX of our own and called at the dispatch level. Our families

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Counters: process-wide, per family, readable with
  * OSSL_PROVIDER_get_params() and, for a server nobody can attach to,

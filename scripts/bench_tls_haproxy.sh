@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark: full TLS 1.3 handshakes per second against HAProxy on
 # 127.0.0.1, with an RSA-2048 and a P-256 certificate, three ways:
 #

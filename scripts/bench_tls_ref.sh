@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark: full TLS 1.3 handshakes per second against the reference
 # server (test/tls_ref_server) with RSA-2048 and ECDSA P-256 certificates,
 # three ways:

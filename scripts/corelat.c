@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * How far apart are CPUs 0 and 1? Prints the round trip of one cache line
  * between two threads pinned to them, and the time to copy 16 KiB that the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared helpers of the test programs. */
 #ifndef OFFLOAD_TEST_COMMON_H
 #define OFFLOAD_TEST_COMMON_H

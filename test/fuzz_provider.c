@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target: the offload provider's ciphers and signature
  * verification, differentially against the default provider.

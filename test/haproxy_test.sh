@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # HAProxy (Debian's, nbthread 1, ssl-mode-async) with the offload provider
 # loaded through OPENSSL_CONF: full TLS 1.2 and 1.3 handshakes from curl,
 # openssl s_client, h2load and ab on an RSA-2048 and a P-256 certificate

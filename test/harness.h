@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Helpers of the stress tests (fork, teardown, backpressure, load): a
  * job that runs any function, an fd-mode event loop (poll) that reports

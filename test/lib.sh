@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash disable=SC2034 # SAN_ENV, SAN_PRELOAD, FAILS: the sourcing script's
 # Shared by the shell tests and the TLS benchmarks: source it, then call.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # openssl s_server -async with the offload provider: TLS 1.2 and 1.3
 # handshakes with an RSA-2048 and a P-256 certificate complete, an HTTP
 # request gets its page back, the key exchange is not downgraded, and the

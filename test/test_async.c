@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Async tests through the real provider: ASYNC_JOBs that sign with an
  * RSA-2048 key of the offload provider, really pause while a worker

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Back-pressure: a queue of 4 requests ("queue_depth = 4") under 1,000
  * jobs in flight, each signing with RSA-2048 (PKCS#1 v1.5: deterministic,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Bad input never crashes the provider and always leaves a readable
  * reason on the caller's error queue: a bad configuration value, key

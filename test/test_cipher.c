@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Ciphers through the offload provider, against the default provider:
  *   - AES-128/192/256-GCM, AES-128/256-CBC, ChaCha20-Poly1305 fetched with

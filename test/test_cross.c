@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Cross-provider interoperability. Every signature algorithm the offload
  * provider advertises signs in offload and verifies with the default

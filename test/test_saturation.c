@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busy_inline: when every worker already has that many requests queued, a
  * cheap operation (ECDSA here) runs in the calling job instead of pausing

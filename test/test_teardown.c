@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unloading the provider (freeing the library context that loaded it)
  * with work in flight.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TLS through the offload provider: two SSL objects of this process, both
  * from SSL_CTX_new_ex(env.libctx, NULL, TLS_method()), talk over a BIO

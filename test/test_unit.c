@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests of the provider's internals, linked against the static
  * library offload_internal: the bounded queue, request lifetime, the

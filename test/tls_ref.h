@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What tls_ref_server and tls_ref_client share: the protocol and a clock.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls_ref_server — the reference TLS server in SSL_MODE_ASYNC.
  *

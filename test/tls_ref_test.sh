@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tls_ref: the reference async TLS server (test/tls_ref_server.c) under
 # load from test/tls_ref_client.c, with the offload provider loaded from a
 # generated openssl.cnf (module from $OPENSSL_MODULES, set by meson).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The accelerator: worker threads that pop requests from a bounded queue,
  * run them on the soft engine and signal completion through the wake

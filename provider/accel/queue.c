@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The bounded FIFO of requests; locking is the accelerator's business. */
 #include <stdlib.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request lifetime, error capture on the worker and completion. */
 #include <limits.h>
 #include <linux/futex.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Wake targets: eventfd tokens and wait-ctx callbacks, safe against freed ctxs. */
 #include <errno.h>
 #include <stdlib.h>

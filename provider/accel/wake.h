@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The wake target of a job: one eventfd per ASYNC_WAIT_CTX, refcounted so
  * that its number is closed only once no worker can still write to it.
