@@ -25,7 +25,6 @@
 #include "prov.h"
 #include "soft.h"
 
-
 struct offload_config offload_conf;
 int offload_debug_on;
 
