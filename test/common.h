@@ -9,6 +9,15 @@
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 
+#include "offload.h"
+
+/* Property queries: our implementations, or the default provider's. */
+#define OFFLOAD_PROPQ "provider=" OFFLOAD_PROVIDER_NAME
+#define DEFAULT_PROPQ "provider=default"
+
+/* How long an event loop waits for a wake-up (fd or callback) before failing. */
+#define POLL_TIMEOUT_MS 30000
+
 /*
  * A fresh library context with "default" and "offload" loaded, offload
  * preferred (default_properties "?provider=offload"). |conf_lines|, when

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Helpers of the stress tests (fork, teardown, backpressure, load): a
- * job that runs any function, an fd-mode event loop (poll) that reports
- * failures instead of asserting (it also runs in forked children and on
- * application threads, where cmocka must not be used), and process probes
- * (threads, fds, RSS, CPU time).
+ * The event loops of the tests: a job that runs any function, the fd-mode
+ * loop (poll on each wait ctx's one fd), the callback-mode loop (the wait
+ * ctx's callback queues the job, the loop sleeps on a condition variable),
+ * a batch runner (n tasks, at most m jobs in flight), and process probes
+ * (threads, fds, RSS, CPU time). They report failures on stderr instead of
+ * asserting: they also run in forked children and on application threads,
+ * where cmocka must not be used.
  */
 #ifndef OFFLOAD_TEST_HARNESS_H
 #define OFFLOAD_TEST_HARNESS_H
@@ -50,6 +52,11 @@ struct hjob {
     unsigned pauses; /* ASYNC_PAUSE answers, all runs */
     unsigned runs;   /* ASYNC_FINISH answers, all runs */
     int fd;          /* the wait fd seen at the last pause, -1 none */
+    int fd_changed;  /* a pause showed another fd than the one before, or not one */
+    /* callback mode (h_run_cb_loop) */
+    int eagain;         /* paused with ASYNC_STATUS_EAGAIN: no callback comes, retry */
+    unsigned cb_owed;   /* pauses with ASYNC_STATUS_OK not yet answered by a callback */
+    unsigned callbacks; /* callbacks received, all runs */
 };
 
 /* |n| jobs with a wait ctx each, fn/arg unset; NULL on allocation failure. */
@@ -80,13 +87,50 @@ int h_run_fd_loop(struct hjob *jobs, size_t n, int timeout_ms, h_on_done_fn *on_
 
 /*
  * Time the calling thread spent blocked in h_run_fd_loop's poll(): CPU
- * (CLOCK_THREAD_CPUTIME_ID) and wall, and the number of poll() calls.
- * Per thread; reset it before a measured phase.
+ * (CLOCK_THREAD_CPUTIME_ID) and wall, the number of poll() calls, the
+ * resumes on a readable fd, and the most jobs paused at once (polled
+ * together). Per thread; reset it before a measured phase.
  */
 struct h_wait_stats {
-    uint64_t cpu_ns, wall_ns, calls, resumed;
+    uint64_t cpu_ns, wall_ns, calls, resumed, paused_max;
 };
 extern _Thread_local struct h_wait_stats h_wait;
+
+/*
+ * Callback mode: sets every job's wait ctx callback, starts the jobs not
+ * yet started and resumes each one when its callback (on a worker thread)
+ * has queued it, until every job is done. A job paused with
+ * ASYNC_STATUS_EAGAIN (the queue was full: no callback comes) is resumed
+ * after a 1 ms sleep, never spun on. Returns 1, or 0 after printing why:
+ * a job error, a callback for a job not waiting for one, a pause with
+ * another status, no callback for |timeout_ms|. One loop at a time per
+ * process. |st| (may be NULL) gets what the loop saw.
+ */
+struct h_cb_stats {
+    uint64_t calls;         /* callbacks received while the loop ran */
+    uint64_t on_loop;       /* of them, called on the loop's own thread */
+    uint64_t ok_pauses;     /* pauses with ASYNC_STATUS_OK: each owed one callback */
+    uint64_t eagain_pauses; /* pauses with ASYNC_STATUS_EAGAIN */
+    uint64_t overflow;      /* callbacks that found the loop's queue full */
+    uint64_t left;          /* callbacks queued, not consumed, when the loop ended */
+};
+int h_run_cb_loop(struct hjob *jobs, size_t n, int timeout_ms, h_on_done_fn *on_done,
+                  void *ctx, struct h_cb_stats *st);
+
+/* Callbacks that came after the last h_run_cb_loop ended (none is owed then). */
+uint64_t h_cb_late(void);
+
+/*
+ * Runs work(task) for each of the |n| tasks (|stride| bytes apart from
+ * |tasks|) in fd mode, each in its own job, at most |max_jobs| in flight.
+ * Each slot keeps one wait ctx for all its jobs, as an event loop keeps
+ * one per connection (a wait ctx freed and allocated again per job tends
+ * to come back at the same address, which the provider takes for the same
+ * job asking again). rets[i] gets task i's return value. Returns 1, or 0
+ * after printing why; *peak (may be NULL) gets the most jobs paused at once.
+ */
+int h_run_tasks(int (*work)(void *task), void *tasks, size_t stride, size_t n,
+                size_t max_jobs, int *rets, int timeout_ms, size_t *peak);
 
 /* 1 when |fd| is readable within |timeout_ms|. */
 int h_fd_readable(int fd, int timeout_ms);

@@ -52,9 +52,7 @@
 #include "offload.h"
 #include "common.h"
 
-#define OFFLOAD_PROPQ   "provider=" OFFLOAD_PROVIDER_NAME
 #define MANY_JOBS       256
-#define POLL_TIMEOUT_MS 30000
 #define SIG_MAX         512
 
 static const char msg[] = "offload async test: sign me while the job is paused";

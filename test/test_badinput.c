@@ -27,7 +27,6 @@
 #include "common.h"
 #include "offload.h"
 
-#define OFFLOAD_PROPQ     "provider=offload"
 #define SIG_COUNTER(stat) ("offload-" OFFLOAD_FAMILY_SIGNATURE "-" stat)
 
 static test_env env;

@@ -55,12 +55,10 @@
 #include "common.h"
 #include "offload.h"
 
-#define OFFLOAD_PROPQ   "provider=" OFFLOAD_PROVIDER_NAME
 #define CIPH_COUNTER(s) ("offload-" OFFLOAD_FAMILY_CIPHER "-" s)
 #define C_OFFLOADED     CIPH_COUNTER(OFFLOAD_STAT_OFFLOADED)
 #define C_INLINE        CIPH_COUNTER(OFFLOAD_STAT_INLINE)
 #define C_FAILED        CIPH_COUNTER(OFFLOAD_STAT_FAILED)
-#define POLL_TIMEOUT_MS 30000
 #define SLACK           64 /* room beyond the input for padding and tags */
 
 enum kind { K_GCM, K_CBC, K_CHACHA };

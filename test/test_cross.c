@@ -28,7 +28,6 @@
 #include "common.h"
 #include "offload.h"
 
-#define OFFLOAD_PROPQ  "provider=offload"
 #define INLINE_COUNTER "offload-" OFFLOAD_FAMILY_SIGNATURE "-" OFFLOAD_STAT_INLINE
 #define SIG_MAX        1024
 

@@ -44,12 +44,10 @@
 #include "common.h"
 #include "offload.h"
 
-#define OFFLOAD_PROPQ   "provider=" OFFLOAD_PROVIDER_NAME
 #define SIG_MAX         160
 #define SECRET_MAX      160
 #define N_ASYNC         256 /* jobs of each kind in flight */
 #define N_PEERS         16  /* X25519 peers the derivations cycle through */
-#define POLL_TIMEOUT_MS 30000
 
 #define CTR(fam, st)  "offload-" fam "-" st
 #define SIG_OFFLOADED CTR(OFFLOAD_FAMILY_SIGNATURE, OFFLOAD_STAT_OFFLOADED)

@@ -43,8 +43,6 @@
 #include "common.h"
 #include "offload.h"
 
-#define OFFLOAD_PROPQ   "provider=" OFFLOAD_PROVIDER_NAME
-#define POLL_TIMEOUT_MS 30000
 #define TOTAL           (1024 * 1024) /* bytes each way */
 #define CHUNK           16384         /* bytes per SSL_write: one record */
 #define MAX_ROUNDS      1000000

@@ -64,11 +64,8 @@
 #include "offload.h"
 #include "common.h"
 
-#define OFFLOAD_PROPQ   "provider=" OFFLOAD_PROVIDER_NAME
-#define DEFAULT_PROPQ   "provider=default"
 #define MAX_JOBS        16
 #define MAX_FDS_PER_JOB 4
-#define POLL_TIMEOUT_MS 30000
 
 #define CTR_SIG_INLINE     "offload-" OFFLOAD_FAMILY_SIGNATURE "-" OFFLOAD_STAT_INLINE
 #define CTR_SIG_OFFLOADED  "offload-" OFFLOAD_FAMILY_SIGNATURE "-" OFFLOAD_STAT_OFFLOADED
