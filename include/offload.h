@@ -24,7 +24,11 @@
  * offload       families offloaded: "all", "none" or a comma list (all)
  * spin_us       an idle worker's busy-wait for jobs about to submit
  *               again (0..10000; 200)
- * debug         log to stderr, also env OFFLOAD_DEBUG=1 (0..1; 0)
+ * debug         log to stderr, also env OFFLOAD_DEBUG=1 (0..1; 0): the
+ *               configuration at load, each counted operation's path and
+ *               why ("offload[<pid>]: signature RSA sign: offloaded",
+ *               "... inline (not in a job)"), each failure, and every
+ *               error the provider raises
  * stats_file    absolute path rewritten with the counters, also env
  *               OFFLOAD_STATS_FILE (unset)
  */
@@ -48,8 +52,45 @@
  * OSSL_PROVIDER_get_params(). Each exists as a total, "offload-<counter>",
  * and per family, "offload-<family>-<counter>", e.g.
  * "offload-signature-offloaded".
+ *
+ * What they count. An operation is one call of a family's counted step:
+ *
+ *   signature  sign, digest-sign final, one-shot digest-sign (with an
+ *              output buffer); verification is not counted
+ *   keyexch    derive (with an output buffer)
+ *   keygen     key generation, every key type
+ *   cipher     a data update: EVP_*Update or EVP_Cipher with input bytes
+ *              and an output buffer (AAD, with none, is not one)
+ *
+ * Each operation runs once, and adds one to "completed" if a worker ran
+ * it or to "inline" if the calling thread did; one that went to the
+ * workers' queue also adds one to "offloaded" (so a request its job took
+ * back and ran itself counts in "offloaded" and "inline"). It adds one to
+ * "failed" if it ends with an error, wherever it ran (an offloaded one is
+ * counted by its worker, before its job is woken): the soft engine's
+ * refusal (a low-order peer, a PSS salt too long for the key, a key
+ * generation without a group, a short derive buffer) is a failure.
+ * Not counted anywhere: size queries (output NULL), and calls the
+ * provider refuses by its own checks before they start (not running, a
+ * NULL length pointer, a signature buffer shorter than the signature, a
+ * key of the wrong type at init), which fail with our reason on the error
+ * queue. A cipher final (EVP_*Final_ex, or EVP_Cipher with no input) is
+ * part of the record whose updates were counted: it always runs inline and
+ * adds to neither path counter, but one that fails (a refused AEAD tag,
+ * bad CBC padding) adds one to "failed".
+ *
+ * "completed" is counted before the job is woken. A request is taken back
+ * by its job when it resumes before a worker started it (an early resume,
+ * ASYNC_block_pause, a fork()ed child). A request the full queue refuses
+ * counts in "queue-full" (each refusal: callback mode's retry after
+ * EAGAIN may be a second) and, run on the calling thread, in "inline", not
+ * in "offloaded". So, once nothing is in flight: offloaded = completed +
+ * taken back, and inline + completed = operations. "inline" is a plain
+ * load and store (it is on every small cipher record's path): exact for
+ * one thread, threads racing on it may lose an increment; every other
+ * counter is an atomic add.
  */
-#define OFFLOAD_STAT_OFFLOADED  "offloaded"  /* handed to a worker */
+#define OFFLOAD_STAT_OFFLOADED  "offloaded"  /* accepted by the workers' queue */
 #define OFFLOAD_STAT_INLINE     "inline"     /* ran on the calling thread */
 #define OFFLOAD_STAT_COMPLETED  "completed"  /* finished by a worker */
 #define OFFLOAD_STAT_FAILED     "failed"     /* finished (anywhere) with an error */

@@ -9,6 +9,7 @@
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <openssl/async.h>
 
@@ -95,15 +96,17 @@ static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx, int *created)
  */
 static _Thread_local __attribute__((tls_model("initial-exec"))) const void *last_wctx;
 
-int offload_async_wanted(enum offload_family f, int cheap)
+enum offload_path offload_async_path(enum offload_family f, int cheap)
 {
     ASYNC_JOB *job;
     const void *w;
 
-    if (!offload_family_enabled(f) || (job = ASYNC_get_current_job()) == NULL)
-        return 0;
+    if (!offload_family_enabled(f))
+        return OFFLOAD_PATH_FAMILY_OFF;
+    if ((job = ASYNC_get_current_job()) == NULL)
+        return OFFLOAD_PATH_NO_JOB;
     if (!cheap)
-        return 1;
+        return OFFLOAD_PATH_OFFLOADED;
     /*
      * When every worker already has busy_inline requests waiting, this one
      * would only wait behind them while the calling thread spends its time
@@ -119,7 +122,7 @@ int offload_async_wanted(enum offload_family f, int cheap)
      */
     if (offload_conf.busy_inline > 0 &&
         offload_accel_queued() >= offload_conf.busy_inline * offload_conf.workers)
-        return 0;
+        return OFFLOAD_PATH_BUSY;
     /*
      * A cheap operation also loses to the cost of waking the event loop
      * when it is alone: the same job as last time and no other job paused
@@ -127,18 +130,63 @@ int offload_async_wanted(enum offload_family f, int cheap)
      */
     w = ASYNC_get_wait_ctx(job);
     if (w == last_wctx && offload_accel_outstanding() == 0)
-        return 0;
+        return OFFLOAD_PATH_ALONE;
     last_wctx = w;
-    return 1;
+    return OFFLOAD_PATH_OFFLOADED;
 }
 
-int offload_async_run_inline(struct offload_req *req)
+/* ---- counting and the log's line per operation ---- */
+
+static const char *const path_text[OFFLOAD_PATH_COUNT] = {
+    [OFFLOAD_PATH_OFFLOADED] = "offloaded",
+    [OFFLOAD_PATH_NO_JOB] = "inline (not in a job)",
+    [OFFLOAD_PATH_FAMILY_OFF] = "inline (family not in the offload key)",
+    [OFFLOAD_PATH_BUSY] = "inline (cheap, workers busy: busy_inline)",
+    [OFFLOAD_PATH_ALONE] = "inline (cheap and alone: same job, nothing in flight)",
+    [OFFLOAD_PATH_SMALL] = "inline (under inline_below)",
+    [OFFLOAD_PATH_TLS_CBC] = "inline (CBC in TLS mode)",
+    [OFFLOAD_PATH_STITCHED] = "inline (stitched TLS cipher)",
+    [OFFLOAD_PATH_CALLBACK] = "inline (generation calls back into the application)",
+    [OFFLOAD_PATH_NO_SIZE] = "inline (output size unknown or buffer short)",
+    [OFFLOAD_PATH_NO_MEMORY] = "inline (no memory for a request)",
+    [OFFLOAD_PATH_NO_WAIT_FD] = "inline (no wait fd for the job)",
+    [OFFLOAD_PATH_QUEUE_FULL] = "inline (queue full)",
+    [OFFLOAD_PATH_TAKEN_BACK] = "taken back, run in the job (resumed before a worker "
+                                "started it)",
+};
+
+void offload_log_path(enum offload_family f, enum offload_path p, const char *alg,
+                      const char *op)
 {
-    offload_count_inline(req->family);
+    offload_log("%s %s %s: %s", offload_family_names[f], alg != NULL ? alg : "?",
+                op != NULL ? op : "?", path_text[p]);
+}
+
+/* The log's failure line: "<family> <alg> <op>: failed: <reason>". */
+static __attribute__((cold, noinline)) void log_failed(enum offload_family f,
+                                                       const char *alg, const char *op)
+{
+    char head[96];
+
+    snprintf(head, sizeof(head), "%s %s %s", offload_family_names[f],
+             alg != NULL ? alg : "?", op != NULL ? op : "?");
+    offload_log_failure(head);
+}
+
+__attribute__((cold)) void offload_op_failed(enum offload_family f, const char *alg,
+                                             const char *op)
+{
+    offload_count(f, OFFLOAD_ST_FAILED);
+    if (offload_log_enabled())
+        log_failed(f, alg, op);
+}
+
+/* Runs |req| on this thread, counted (and logged) as taking |p|. */
+static int run_here(struct offload_req *req, enum offload_path p)
+{
+    offload_op_path(req->family, p, req->alg, req->op);
     req->result = req->run(req);
-    if (req->result <= 0)
-        offload_count(req->family, OFFLOAD_ST_FAILED);
-    return req->result;
+    return offload_op_done(req->family, req->result, req->alg, req->op);
 }
 
 static void pause_job(enum offload_family f)
@@ -156,7 +204,7 @@ int offload_async_run(struct offload_req *req)
     int cbmode, submitted;
 
     if (w == NULL)
-        return offload_async_run_inline(req);
+        return run_here(req, OFFLOAD_PATH_NO_WAIT_FD);
     cbmode = ASYNC_WAIT_CTX_get_callback(wctx, &req->cb, &req->cbarg);
     req->cbmode = cbmode;
     if (!cbmode)
@@ -175,7 +223,7 @@ int offload_async_run(struct offload_req *req)
     }
     if (!submitted) {
         /* Never an unbounded queue, never a spin: run it here. */
-        offload_async_run_inline(req);
+        run_here(req, OFFLOAD_PATH_QUEUE_FULL);
         if (created && !cbmode) {
             /*
              * The wait ctx has a new fd the application learns of only
@@ -191,7 +239,7 @@ int offload_async_run(struct offload_req *req)
         }
         return req->result;
     }
-    offload_count(req->family, OFFLOAD_ST_OFFLOADED);
+    offload_op_path(req->family, OFFLOAD_PATH_OFFLOADED, req->alg, req->op);
     atomic_fetch_add_explicit(&w->uncollected, 1, memory_order_relaxed);
 
     /*
@@ -209,9 +257,9 @@ int offload_async_run(struct offload_req *req)
          */
         if (atomic_load_explicit(&req->executed, memory_order_acquire)) {
             offload_req_raise_errors(req);
-            return req->result;
+            goto out;
         }
-        return offload_async_run_inline(req);
+        return run_here(req, OFFLOAD_PATH_TAKEN_BACK);
     }
     if (!offload_req_done(req)) {
         /*
@@ -223,7 +271,7 @@ int offload_async_run(struct offload_req *req)
             offload_waiter_cancel_call(w, req);
         if (offload_accel_take_back(req)) {
             atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
-            return offload_async_run_inline(req);
+            return run_here(req, OFFLOAD_PATH_TAKEN_BACK);
         }
         offload_req_wait(req);
     }
@@ -232,5 +280,9 @@ int offload_async_run(struct offload_req *req)
     atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
     offload_accel_collected();
     offload_req_raise_errors(req);
+out:
+    /* A worker ran it and counted its failure: only the log's line is left. */
+    if (req->result <= 0 && offload_log_enabled())
+        log_failed(req->family, req->alg, req->op);
     return req->result;
 }

@@ -2,26 +2,89 @@
 /*
  * The async glue: every ASYNC_* call of the provider lives in async.c.
  *
- * A family builds a request only when offload_async_wanted() says the
- * caller is inside an ASYNC_JOB; offload_async_run() then submits it,
- * pauses the job until a worker completes it (or runs it inline when
- * the queue refuses it) and replays the worker's errors on this thread.
+ * A family asks offload_async_path() where an operation goes. For any
+ * answer but OFFLOAD_PATH_OFFLOADED it runs the soft engine itself,
+ * between offload_op_path() and offload_op_done(); otherwise it builds a
+ * request and offload_async_run() submits it, pauses the job until a
+ * worker completes it (or runs it here when it cannot be queued) and
+ * replays the worker's errors on this thread.
+ *
+ * Counting (see include/offload.h) and the debug log's line for each
+ * path happen here and nowhere else: "offloaded" when the queue takes a
+ * request, "inline" when this thread runs an operation (a request taken
+ * back too), and "failed" once where the outcome is known (a worker counts
+ * what it ran; offload_op_done what ran here).
  */
 #ifndef OFFLOAD_ASYNC_H
 #define OFFLOAD_ASYNC_H
 
 #include "accel/accel.h"
 
+/* Where an operation runs, and why. */
+enum offload_path {
+    OFFLOAD_PATH_OFFLOADED,  /* to a worker; the job pauses */
+    OFFLOAD_PATH_NO_JOB,     /* the caller is not inside an ASYNC_JOB */
+    OFFLOAD_PATH_FAMILY_OFF, /* its family is not in the "offload" key */
+    OFFLOAD_PATH_BUSY,       /* cheap, and every worker has busy_inline queued */
+    OFFLOAD_PATH_ALONE,      /* cheap, the same job again with nothing else in flight */
+    OFFLOAD_PATH_SMALL,      /* a cipher update under inline_below */
+    OFFLOAD_PATH_TLS_CBC,    /* CBC in TLS mode: its MAC points into the output */
+    OFFLOAD_PATH_STITCHED,   /* a stitched TLS cipher (AES-CBC-HMAC) */
+    OFFLOAD_PATH_CALLBACK,   /* RSA keygen: reports progress through the app's callback */
+    OFFLOAD_PATH_NO_SIZE,    /* the output size is unknown, or the buffer is short */
+    OFFLOAD_PATH_NO_MEMORY,  /* no memory for a request */
+    OFFLOAD_PATH_NO_WAIT_FD, /* no wait fd for the job's wait ctx */
+    OFFLOAD_PATH_QUEUE_FULL, /* the queue refused it (queue_depth) */
+    OFFLOAD_PATH_TAKEN_BACK, /* offloaded, then run in the job: counted inline too */
+    OFFLOAD_PATH_COUNT
+};
+
 /*
- * 1 when the calling thread runs inside an ASYNC_JOB and |f| may be
- * offloaded. A |cheap| operation (ECDSA, EdDSA, X25519: tens of
- * microseconds) is kept inline when it is alone: the same job asking
- * again with nothing else in flight.
+ * OFFLOAD_PATH_OFFLOADED when the calling thread runs inside an ASYNC_JOB
+ * and |f| may be offloaded, else the reason it stays inline. A |cheap|
+ * operation (ECDSA P-256, EdDSA, X25519: tens of microseconds) stays
+ * inline while the workers are busy (busy_inline) and when it is alone:
+ * the same job asking again with nothing else in flight.
  */
-int offload_async_wanted(enum offload_family f, int cheap);
-/* Runs |req| through the accelerator (or inline); returns req->result. */
+enum offload_path offload_async_path(enum offload_family f, int cheap);
+
+/* 1 when offload_async_path() says offload (unit tests ask this way). */
+static inline int offload_async_wanted(enum offload_family f, int cheap)
+{
+    return offload_async_path(f, cheap) == OFFLOAD_PATH_OFFLOADED;
+}
+
+/*
+ * Runs |req| through the accelerator (or here); returns req->result.
+ * The family sets req->alg and req->op (static strings) for the log.
+ */
 int offload_async_run(struct offload_req *req);
-/* Runs |req| on this thread, counted as inline. */
-int offload_async_run_inline(struct offload_req *req);
+
+/* The log's line for operation |op| of |alg| in family |f| taking |p|. */
+void offload_log_path(enum offload_family f, enum offload_path p, const char *alg,
+                      const char *op);
+/* Counts a failure of an operation run on this thread and logs it. */
+void offload_op_failed(enum offload_family f, const char *alg, const char *op);
+
+/* Operation |op| of |alg| takes path |p|: counted once, logged when on. */
+static inline void offload_op_path(enum offload_family f, enum offload_path p,
+                                   const char *alg, const char *op)
+{
+    if (p == OFFLOAD_PATH_OFFLOADED)
+        offload_count(f, OFFLOAD_ST_OFFLOADED);
+    else
+        offload_count_inline(f);
+    if (offload_log_enabled())
+        offload_log_path(f, p, alg, op);
+}
+
+/* An operation run on this thread returned |ret|: a failure is counted once. */
+static inline int offload_op_done(enum offload_family f, int ret, const char *alg,
+                                  const char *op)
+{
+    if (ret <= 0)
+        offload_op_failed(f, alg, op);
+    return ret;
+}
 
 #endif

@@ -163,29 +163,36 @@ static void ciph_job_release(struct offload_req *req)
 /* Room a single update may need beyond its input (a held-back block and padding). */
 #define CIPH_SLACK 64
 
-/* Offloads one update; nothing reaches |out| unless the worker succeeded. */
-static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t *outl,
-                        size_t outsize, const unsigned char *in, size_t inl)
+/* For the log: [enc][what], what 0 update, 1 one-shot cipher, 2 final. */
+static const char *const ciph_ops[2][3] = {
+    {"decrypt update", "decrypt cipher", "decrypt final"},
+    {"encrypt update", "encrypt cipher", "encrypt final"},
+};
+#define CIPH_OP(ctx, what) ciph_ops[(ctx)->enc != 0][what]
+
+/* In place only when the caller is (TLS AEAD records must be). */
+static size_t ciph_payload(const unsigned char *out, const unsigned char *in, size_t inl)
 {
-    struct offload_req *req;
-    struct ciph_job *j;
+    return sizeof(struct ciph_job) + inl + CIPH_SLACK + (out == in ? 0 : inl);
+}
+
+/*
+ * Offloads one update through |req| (ciph_payload bytes of payload);
+ * nothing reaches |out| unless the worker succeeded.
+ */
+static int ciph_offload(CIPH_CTX *ctx, struct offload_req *req, int one_shot,
+                        unsigned char *out, size_t *outl, size_t outsize,
+                        const unsigned char *in, size_t inl)
+{
+    struct ciph_job *j = (struct ciph_job *)req->payload;
+    /* A block cipher holding buffered bytes writes ahead of its input. */
+    int inplace = out == in;
     int ret;
 
-    /*
-     * In place only when the caller is (TLS AEAD records must be): a block
-     * cipher holding buffered bytes writes ahead of its input.
-     */
-    int inplace = out == in;
-
-    req = offload_req_new(ciph_job_run, ciph_job_release, OFFLOAD_FAM_CIPHER,
-                          sizeof(*j) + inl + CIPH_SLACK + (inplace ? 0 : inl));
-    if (req == NULL) {
-        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ALLOC, "cipher request of %zu bytes", inl);
-        return 0;
-    }
-    j = (struct ciph_job *)req->payload;
     req->cheap = 1;
     req->prompt = 1;
+    req->alg = ctx->alg->name;
+    req->op = CIPH_OP(ctx, one_shot);
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->one_shot = one_shot;
@@ -205,9 +212,24 @@ static int ciph_offload(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t 
     return ret;
 }
 
+/* One data update on this thread, taking path |p|: counted once, failure too. */
+static inline int ciph_here(CIPH_CTX *ctx, enum offload_path p, int one_shot,
+                            unsigned char *out, size_t *outl, size_t outsize,
+                            const unsigned char *in, size_t inl)
+{
+    int ret;
+
+    offload_op_path(OFFLOAD_FAM_CIPHER, p, ctx->alg->name, CIPH_OP(ctx, one_shot));
+    ret = one_shot ? ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl)
+                   : ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+    return offload_op_done(OFFLOAD_FAM_CIPHER, ret, ctx->alg->name,
+                           CIPH_OP(ctx, one_shot));
+}
+
 /*
- * The hot path is a small record: one compare, a counter, a tail call.
- * Everything about offloading lives out of line.
+ * The hot path is a small record: one compare, a counter, the soft
+ * engine's call, a compare of its result. Everything about offloading
+ * lives out of line.
  */
 static inline int big_update(const unsigned char *out, const unsigned char *in,
                              size_t inl)
@@ -220,13 +242,43 @@ static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,
                                               size_t outsize, const unsigned char *in,
                                               size_t inl)
 {
-    if (!ctx->tls_cbc && !ctx->alg->never_offload &&
-        offload_async_wanted(OFFLOAD_FAM_CIPHER, 1))
-        return ciph_offload(ctx, one_shot, out, outl, outsize, in, inl);
-    offload_count_inline(OFFLOAD_FAM_CIPHER);
-    if (one_shot)
-        return ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
-    return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+    enum offload_path p = ctx->tls_cbc ? OFFLOAD_PATH_TLS_CBC
+                          : ctx->alg->never_offload
+                              ? OFFLOAD_PATH_STITCHED
+                              : offload_async_path(OFFLOAD_FAM_CIPHER, 1);
+
+    if (p == OFFLOAD_PATH_OFFLOADED) {
+        struct offload_req *req =
+            offload_req_new(ciph_job_run, ciph_job_release, OFFLOAD_FAM_CIPHER,
+                            ciph_payload(out, in, inl));
+
+        if (req != NULL)
+            return ciph_offload(ctx, req, one_shot, out, outl, outsize, in, inl);
+        p = OFFLOAD_PATH_NO_MEMORY;
+    }
+    return ciph_here(ctx, p, one_shot, out, outl, outsize, in, inl);
+}
+
+/*
+ * A final failed (a refused AEAD tag, bad CBC padding): it counts as a
+ * failure of the cipher family. |say| raises our reason too: the default
+ * provider fails an AEAD tag check silently.
+ */
+static __attribute__((cold, noinline)) void ciph_final_failed(CIPH_CTX *ctx, int say)
+{
+    /*
+     * The error queue is looked at only on failure (each look fetches the
+     * thread's error state, a visible share of a 16-byte record); an error
+     * already queued then means the soft engine (or the application,
+     * before) said something.
+     */
+    if (say && ERR_peek_last_error() == 0)
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_TAG_MISMATCH,
+                      "%s final (no tag set, or it does not match)", ctx->alg->name);
+    else if (say)
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED, "%s final failed",
+                      ctx->alg->name);
+    offload_op_failed(OFFLOAD_FAM_CIPHER, ctx->alg->name, CIPH_OP(ctx, 2));
 }
 
 /* ---- entry points ---- */
@@ -301,7 +353,8 @@ static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outs
     if (big_update(out, in, inl))
         return ciph_big(ctx, 0, out, outl, outsize, in, inl);
     if (out != NULL && inl > 0)
-        offload_count_inline(OFFLOAD_FAM_CIPHER);
+        return ciph_here(ctx, OFFLOAD_PATH_SMALL, 0, out, outl, outsize, in, inl);
+    /* AAD (no output buffer) or nothing: not a counted operation. */
     return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
 }
 
@@ -310,21 +363,8 @@ static int ciph_final(void *vctx, unsigned char *out, size_t *outl, size_t outsi
     CIPH_CTX *ctx = vctx;
     int ret = ctx->alg->final(ctx->inner, out, outl, outsize);
 
-    /*
-     * The default provider fails an AEAD tag check silently: say why. The
-     * error queue is looked at only on failure (each look fetches the
-     * thread's error state, a visible share of a 16-byte record); an error
-     * already queued then means the soft engine (or the application,
-     * before) said something.
-     */
-    if (ret <= 0) {
-        if (ERR_peek_last_error() == 0)
-            OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_TAG_MISMATCH,
-                          "%s final (no tag set, or it does not match)", ctx->alg->name);
-        else
-            OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED, "%s final failed",
-                          ctx->alg->name);
-    }
+    if (ret <= 0)
+        ciph_final_failed(ctx, 1);
     return ret;
 }
 
@@ -332,12 +372,20 @@ static int ciph_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outs
                        const unsigned char *in, size_t inl)
 {
     CIPH_CTX *ctx = vctx;
+    int ret;
 
     if (big_update(out, in, inl))
         return ciph_big(ctx, 1, out, outl, outsize, in, inl);
     if (out != NULL && inl > 0)
-        offload_count_inline(OFFLOAD_FAM_CIPHER);
-    return ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
+        return ciph_here(ctx, OFFLOAD_PATH_SMALL, 1, out, outl, outsize, in, inl);
+    /*
+     * AAD, or (no input) the final EVP_Cipher() asks for: only a failed
+     * final counts, as from ciph_final (the error queue stays the default's).
+     */
+    ret = ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
+    if (ret <= 0 && in == NULL)
+        ciph_final_failed(ctx, 0);
+    return ret;
 }
 
 static int ciph_get_ctx_params(void *vctx, OSSL_PARAM params[])

@@ -168,25 +168,40 @@ static int kex_derive(void *vctx, unsigned char *secret, size_t *secretlen, size
     KEX_CTX *ctx = vctx;
     struct offload_req *req;
     struct kex_job *j;
+    enum offload_path p;
     size_t need = 0;
     int ret;
 
+    /* Refused before it starts, or a size query: counted nowhere. */
     if (!offload_is_running())
         return 0;
     if (secretlen == NULL) {
         OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_NULL_ARGUMENT, "secret length pointer");
         return 0;
     }
-    /* secret == NULL asks for the size; a short buffer gets the soft engine's error. */
-    if (secret == NULL || !offload_async_wanted(OFFLOAD_FAM_KEYEXCH, ctx->cheap) ||
-        ctx->alg->derive(ctx->inner, NULL, &need, 0) <= 0 || need == 0 || need > outlen)
-        goto inline_;
-    req = offload_req_new(kex_job_run, kex_job_release, OFFLOAD_FAM_KEYEXCH,
-                          sizeof(*j) + need);
-    if (req == NULL)
-        goto inline_;
+    if (secret == NULL)
+        return ctx->alg->derive(ctx->inner, NULL, secretlen, outlen);
+    /* A short buffer gets the soft engine's own error, inline. */
+    p = offload_async_path(OFFLOAD_FAM_KEYEXCH, ctx->cheap);
+    if (p == OFFLOAD_PATH_OFFLOADED &&
+        (ctx->alg->derive(ctx->inner, NULL, &need, 0) <= 0 || need == 0 || need > outlen))
+        p = OFFLOAD_PATH_NO_SIZE;
+    if (p == OFFLOAD_PATH_OFFLOADED) {
+        req = offload_req_new(kex_job_run, kex_job_release, OFFLOAD_FAM_KEYEXCH,
+                              sizeof(*j) + need);
+        if (req == NULL)
+            p = OFFLOAD_PATH_NO_MEMORY;
+    }
+    if (p != OFFLOAD_PATH_OFFLOADED) {
+        offload_op_path(OFFLOAD_FAM_KEYEXCH, p, ctx->alg->name, "derive");
+        return offload_op_done(OFFLOAD_FAM_KEYEXCH,
+                               ctx->alg->derive(ctx->inner, secret, secretlen, outlen),
+                               ctx->alg->name, "derive");
+    }
     j = (struct kex_job *)req->payload;
     req->cheap = ctx->cheap;
+    req->alg = ctx->alg->name;
+    req->op = "derive";
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->out = req->payload + sizeof(*j);
@@ -198,10 +213,6 @@ static int kex_derive(void *vctx, unsigned char *secret, size_t *secretlen, size
     }
     offload_req_put(req);
     return ret;
-inline_:
-    if (secret != NULL)
-        offload_count_inline(OFFLOAD_FAM_KEYEXCH);
-    return ctx->alg->derive(ctx->inner, secret, secretlen, outlen);
 }
 
 static int kex_set_ctx_params(void *vctx, const OSSL_PARAM params[])

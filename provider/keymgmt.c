@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 
 #include "async.h"
@@ -258,29 +259,59 @@ static void gen_job_release(struct offload_req *req)
     genctx_put(j->g);
 }
 
+/* A generation failed: say so when the soft engine said nothing (|last|: queue before).
+ */
+static void gen_failed(const struct km_genctx *g, unsigned long last)
+{
+    if (ERR_peek_last_error() == last)
+        OFFLOAD_RAISE(g->pctx, OFFLOAD_R_ENGINE_FAILED,
+                      "%s key generation failed (no group or bad parameters?)",
+                      g->alg->name);
+}
+
 static void *km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
     struct km_genctx *g = genctx;
-    struct offload_req *req;
+    struct offload_req *req = NULL;
     struct gen_job *j;
+    enum offload_path p;
+    unsigned long last;
+    OFFLOAD_KEY *key;
     void *kd;
 
     if (!offload_is_running())
         return NULL;
-    if (!g->alg->gen_offload || !offload_async_wanted(OFFLOAD_FAM_KEYGEN, g->cheap) ||
+    p = g->alg->gen_offload ? offload_async_path(OFFLOAD_FAM_KEYGEN, g->cheap)
+                            : OFFLOAD_PATH_CALLBACK;
+    if (p == OFFLOAD_PATH_OFFLOADED &&
         (req = offload_req_new(gen_job_run, gen_job_release, OFFLOAD_FAM_KEYGEN,
-                               sizeof(*j))) == NULL) {
-        offload_count_inline(OFFLOAD_FAM_KEYGEN);
-        return key_wrap(g->alg, g->pctx, g->alg->gen(g->sgen, cb, cbarg));
+                               sizeof(*j))) == NULL)
+        p = OFFLOAD_PATH_NO_MEMORY;
+    last = ERR_peek_last_error();
+    if (p != OFFLOAD_PATH_OFFLOADED) {
+        offload_op_path(OFFLOAD_FAM_KEYGEN, p, g->alg->name, "gen");
+        key = key_wrap(g->alg, g->pctx, g->alg->gen(g->sgen, cb, cbarg));
+        if (key == NULL)
+            gen_failed(g, last);
+        offload_op_done(OFFLOAD_FAM_KEYGEN, key != NULL, g->alg->name, "gen");
+        return key;
     }
     req->cheap = g->cheap;
+    req->alg = g->alg->name;
+    req->op = "gen";
     j = (struct gen_job *)req->payload;
     atomic_fetch_add(&g->refs, 1);
     j->g = g;
     kd = offload_async_run(req) > 0 ? j->kd : NULL;
     j->kd = NULL; /* ours now */
     offload_req_put(req);
-    return key_wrap(g->alg, g->pctx, kd);
+    key = key_wrap(g->alg, g->pctx, kd);
+    if (key == NULL)
+        gen_failed(g, last);
+    /* The worker made it (and counted no failure), we could not wrap it. */
+    if (kd != NULL && key == NULL)
+        offload_op_failed(OFFLOAD_FAM_KEYGEN, g->alg->name, "gen");
+    return key;
 }
 
 static void km_gen_cleanup(void *genctx)

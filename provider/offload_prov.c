@@ -26,7 +26,6 @@
 #include "soft.h"
 
 struct offload_config offload_conf;
-int offload_debug_on;
 
 /* Instances alive (one per library context that loaded us). */
 static pthread_mutex_t prov_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,11 +52,42 @@ static const OSSL_ITEM reason_strings[] = {
     {OFFLOAD_R_TAG_MISMATCH, "authentication tag mismatch"},
     {0, NULL}};
 
+static const char *reason_text(int reason)
+{
+    const OSSL_ITEM *it;
+    const char *t;
+
+    for (it = reason_strings; it->ptr != NULL; it++)
+        if ((int)it->id == reason)
+            return it->ptr;
+    t = ERR_reason_error_string((unsigned long)reason); /* a packed ERR_LIB_PROV code */
+    return t != NULL ? t : "unknown reason";
+}
+
+/* The log's line for an error we raise: "error: <reason>: <text> (file:line func)". */
+static __attribute__((cold, noinline)) void log_raise(const char *file, int line,
+                                                      const char *func, int reason,
+                                                      const char *fmt, va_list ap)
+{
+    char text[160] = "";
+    const char *base = strrchr(file, '/');
+
+    if (fmt != NULL)
+        vsnprintf(text, sizeof(text), fmt, ap);
+    offload_log("error: %s%s%s (%s:%d %s)", reason_text(reason), text[0] ? ": " : "",
+                text, base != NULL ? base + 1 : file, line, func);
+}
+
 void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
                    const char *func, int reason, const char *fmt, ...)
 {
     va_list ap;
 
+    if (offload_log_enabled()) {
+        va_start(ap, fmt);
+        log_raise(file, line, func, reason, fmt, ap);
+        va_end(ap);
+    }
     if (pctx == NULL || c_new_error == NULL)
         return;
     va_start(ap, fmt);
@@ -65,17 +95,6 @@ void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
     c_set_error_debug(pctx->handle, file, line, func);
     c_vset_error(pctx->handle, (uint32_t)reason, fmt, ap);
     va_end(ap);
-}
-
-void offload_log(const char *fmt, ...)
-{
-    va_list ap;
-    char buf[256];
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "offload[%d]: %s\n", (int)getpid(), buf);
 }
 
 /* ---- configuration ---- */
@@ -352,7 +371,7 @@ static void offload_teardown(void *provctx)
     OFFLOAD_PROVCTX *pctx = provctx;
 
     pthread_mutex_lock(&prov_lock);
-    if (offload_debug_on)
+    if (offload_log_enabled())
         offload_stats_log();
     if (--prov_instances == 0) {
         /* Drain and join the workers before the soft engine goes away. */
@@ -391,6 +410,28 @@ static const OSSL_DISPATCH offload_dispatch[] = {
     {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))offload_get_reason_strings},
     {0, NULL}};
 
+/* The log's lines at load: every key's effective value, and what was bound. */
+static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nciph)
+{
+    char fams[64] = "";
+    size_t n = 0;
+    int f;
+
+    for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
+        if (offload_family_enabled(f) && n < sizeof(fams))
+            n += (size_t)snprintf(fams + n, sizeof(fams) - n, "%s%s", n > 0 ? "," : "",
+                                  offload_family_names[f]);
+    offload_log("loaded %s: workers=%u queue_depth=%u inline_below=%zu busy_inline=%u "
+                "spin_us=%u offload=%s debug=%d",
+                OFFLOAD_VERSION, offload_conf.workers, offload_conf.queue_depth,
+                offload_conf.inline_below, offload_conf.busy_inline, offload_conf.spin_us,
+                n > 0 ? fams : "none", offload_conf.debug);
+    offload_log("stats_file=%s",
+                offload_conf.stats_file[0] != '\0' ? offload_conf.stats_file : "(none)");
+    offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu ciphers",
+                nkm, nsig, nkex, nciph);
+}
+
 OSSL_provider_init_fn OSSL_provider_init;
 
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
@@ -426,7 +467,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (prov_instances == 0) {
         /* The first instance's configuration rules the process-wide accelerator. */
         offload_conf = cfg;
-        offload_debug_on = cfg.debug;
+        offload_log_init(cfg.debug);
     }
     if (!offload_soft_acquire()) {
         pthread_mutex_unlock(&prov_lock);
@@ -449,12 +490,12 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         atomic_store(&offload_running, 1);
         if (offload_conf.stats_file[0] != '\0')
             offload_stats_file_start(offload_conf.stats_file);
-        OFFLOAD_DEBUG(
-            "loaded: %zu key types, %zu signatures, %zu key exchanges, "
-            "%zu ciphers; workers=%u queue_depth=%u inline_below=%zu busy_inline=%u "
-            "spin_us=%u",
-            nkm, nsig, nkex, nciph, offload_conf.workers, offload_conf.queue_depth,
-            offload_conf.inline_below, offload_conf.busy_inline, offload_conf.spin_us);
+        if (offload_log_enabled())
+            log_config(nkm, nsig, nkex, nciph);
+    } else {
+        OFFLOAD_DEBUG("loaded again (instance %u): the first instance's configuration "
+                      "stays",
+                      prov_instances);
     }
     pthread_mutex_unlock(&prov_lock);
     *out = offload_dispatch;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal header shared by every file of the provider: the provider
- * context, reason codes, error raising, counters and the debug log.
+ * context, reason codes, error raising and counters (the debug log is
+ * log.h, a leaf of its own).
  */
 #ifndef OFFLOAD_PROV_H
 #define OFFLOAD_PROV_H
@@ -12,6 +13,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 
+#include "log.h"
 #include "offload.h"
 
 struct offload_soft;
@@ -116,14 +118,5 @@ int offload_stats_get_param(OSSL_PARAM *p); /* 1 also when |p| is not ours */
 void offload_stats_log(void);
 void offload_stats_file_start(const char *path);
 void offload_stats_file_stop(void);
-
-/* Debug log to stderr, switched by the "debug" key or OFFLOAD_DEBUG=1. */
-extern int offload_debug_on;
-void offload_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#define OFFLOAD_DEBUG(...)                                                               \
-    do {                                                                                 \
-        if (offload_debug_on)                                                            \
-            offload_log(__VA_ARGS__);                                                    \
-    } while (0)
 
 #endif

@@ -179,26 +179,27 @@ static void sig_job_release(struct offload_req *req)
     sig_ctx_put(j->ctx);
 }
 
+static const char *const step_names[] = {
+    [STEP_SIGN] = "sign",
+    [STEP_DIGEST_SIGN_FINAL] = "digest-sign-final",
+    [STEP_DIGEST_SIGN] = "digest-sign",
+};
+
 /*
- * Offloads one signing step whose output needs |need| bytes (the soft
- * engine's own size answer). Called only inside a job with sig != NULL.
+ * Offloads one signing step through |req| (payload room for the job, the
+ * |need| bytes of output, the soft engine's own size answer, and a copy of
+ * the input). Called only inside a job with sig != NULL.
  */
-static int sig_offload(SIG_CTX *ctx, enum sig_step step, unsigned char *sig,
-                       size_t *siglen, size_t need, const unsigned char *tbs,
-                       size_t tbslen)
+static int sig_offload(SIG_CTX *ctx, struct offload_req *req, enum sig_step step,
+                       unsigned char *sig, size_t *siglen, size_t need,
+                       const unsigned char *tbs, size_t tbslen)
 {
-    struct offload_req *req;
-    struct sig_job *j;
+    struct sig_job *j = (struct sig_job *)req->payload;
     int ret;
 
-    req = offload_req_new(sig_job_run, sig_job_release, OFFLOAD_FAM_SIGNATURE,
-                          sizeof(*j) + need + tbslen);
-    if (req == NULL) {
-        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ALLOC, "signature request");
-        return 0;
-    }
-    j = (struct sig_job *)req->payload;
     req->cheap = ctx->cheap;
+    req->alg = ctx->alg->name;
+    req->op = step_names[step];
     atomic_fetch_add(&ctx->refs, 1);
     j->ctx = ctx;
     j->step = step;
@@ -300,8 +301,10 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
 {
     size_t need = 0;
     unsigned long last;
+    enum offload_path p;
     int ret;
 
+    /* Refused before it starts (not running, bad arguments): counted nowhere. */
     if (!offload_is_running())
         return 0;
     if (siglen == NULL) {
@@ -321,19 +324,24 @@ static int sig_step(SIG_CTX *ctx, enum sig_step step, unsigned char *sig, size_t
                       need, sigsize);
         return 0;
     }
-    if (need > 0 && offload_async_wanted(OFFLOAD_FAM_SIGNATURE, ctx->cheap))
-        return sig_offload(ctx, step, sig, siglen, need, tbs, tbslen);
-    offload_count_inline(OFFLOAD_FAM_SIGNATURE);
+    p = need > 0 ? offload_async_path(OFFLOAD_FAM_SIGNATURE, ctx->cheap)
+                 : OFFLOAD_PATH_NO_SIZE;
+    if (p == OFFLOAD_PATH_OFFLOADED) {
+        struct offload_req *req =
+            offload_req_new(sig_job_run, sig_job_release, OFFLOAD_FAM_SIGNATURE,
+                            sizeof(struct sig_job) + need + tbslen);
+
+        if (req != NULL)
+            return sig_offload(ctx, req, step, sig, siglen, need, tbs, tbslen);
+        p = OFFLOAD_PATH_NO_MEMORY;
+    }
+    offload_op_path(OFFLOAD_FAM_SIGNATURE, p, ctx->alg->name, step_names[step]);
     last = ERR_peek_last_error();
     ret = soft_step(ctx, step, sig, siglen, sigsize, tbs, tbslen);
-    if (ret <= 0) {
-        offload_count(OFFLOAD_FAM_SIGNATURE, OFFLOAD_ST_FAILED);
-        if (ERR_peek_last_error() == last) /* the soft engine said nothing */
-            OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED,
-                          "%s signing failed (input of %zu bytes)", ctx->alg->name,
-                          tbslen);
-    }
-    return ret;
+    if (ret <= 0 && ERR_peek_last_error() == last) /* the soft engine said nothing */
+        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED,
+                      "%s signing failed (input of %zu bytes)", ctx->alg->name, tbslen);
+    return offload_op_done(OFFLOAD_FAM_SIGNATURE, ret, ctx->alg->name, step_names[step]);
 }
 
 static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,

@@ -54,6 +54,7 @@ struct offload_req {
     offload_run_fn *run;
     offload_release_fn *release;
     enum offload_family family;
+    const char *alg, *op; /* what it is, for the debug log ("RSA", "sign"); static */
     int cheap;  /* well under BATCH_AGE: its completion may be signalled in a batch */
     int prompt; /* signalled at once, never held: its job's next request waits on it */
     unsigned fork_gen;    /* offload_fork_gen when submitted */
