@@ -4,9 +4,11 @@
  * RSA-2048 key of the offload provider, really pause while a worker
  * signs, and are resumed by an event loop of the kind an application
  * runs:
- *   - fd mode: poll() on the wait fd of each job's ASYNC_WAIT_CTX,
+ *   - fd mode: poll() on the wait fd of each job's ASYNC_WAIT_CTX
+ *     (h_run_fd_loop),
  *   - callback mode: the ctx's callback (called on a worker thread)
- *     queues the job, the loop sleeps on a condition variable,
+ *     queues the job, the loop sleeps on a condition variable
+ *     (h_run_cb_loop),
  *   - ASYNC_block_pause(): the job never pauses and the waiting thread
  *     does not spin,
  *   - an abandoned job (its wait ctx freed while paused),
@@ -49,11 +51,11 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-#include "offload.h"
 #include "common.h"
+#include "harness.h"
 
-#define MANY_JOBS       256
-#define SIG_MAX         512
+#define MANY_JOBS 256
+#define SIG_MAX   512
 
 static const char msg[] = "offload async test: sign me while the job is paused";
 
@@ -72,31 +74,15 @@ static struct {
 
 struct job {
     size_t index;
-    ASYNC_JOB *job;
-    ASYNC_WAIT_CTX *wctx;
-    int digest_sign;  /* EVP_DigestSign over msg, else EVP_PKEY_sign over md */
-    int block_pause;  /* sign between ASYNC_block_pause and ASYNC_unblock_pause */
-    int started;      /* ASYNC_start_job called at least once */
-    int done;         /* ASYNC_FINISH seen */
-    int jobret;       /* the job function's return value */
-    unsigned pauses;  /* ASYNC_PAUSE returns */
-    unsigned cbcalls; /* callbacks received (callback mode) */
-    int fd;           /* the wait fd seen at the first pause, -1 none */
-    int fd_changed;   /* a later pause showed another fd, or not exactly one */
-    long preempted;   /* involuntary context switches of this thread in start_job */
+    struct hjob *h;  /* its job (harness.h): started, done, ret, pauses, callbacks, fd */
+    int digest_sign; /* EVP_DigestSign over msg, else EVP_PKEY_sign over md */
+    int block_pause; /* sign between ASYNC_block_pause and ASYNC_unblock_pause */
+    long preempted;  /* involuntary context switches of this thread in start_job */
     /* Measured inside the job around the signing call (block_pause tests). */
     uint64_t cpu_ns, wall_ns;
     size_t siglen;
     unsigned char sig[SIG_MAX];
 };
-
-static uint64_t clock_ns(clockid_t c)
-{
-    struct timespec ts;
-
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int sign_pkey(struct job *j)
 {
@@ -104,12 +90,13 @@ static int sign_pkey(struct job *j)
     int ok = ctx != NULL;
 
     if (ok) {
-        uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), w0 = clock_ns(CLOCK_MONOTONIC);
+        uint64_t c0 = h_clock_ns(CLOCK_THREAD_CPUTIME_ID),
+                 w0 = h_clock_ns(CLOCK_MONOTONIC);
 
         j->siglen = sizeof(j->sig);
         ok = EVP_PKEY_sign(ctx, j->sig, &j->siglen, S.md, sizeof(S.md)) > 0;
-        j->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-        j->wall_ns = clock_ns(CLOCK_MONOTONIC) - w0;
+        j->cpu_ns = h_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+        j->wall_ns = h_clock_ns(CLOCK_MONOTONIC) - w0;
     }
     EVP_PKEY_CTX_free(ctx);
     return ok;
@@ -133,7 +120,7 @@ static int sign_digest(struct job *j)
 
 static int sign_job(void *arg)
 {
-    struct job *j = *(struct job **)arg;
+    struct job *j = arg;
     int ok;
 
     if (j->block_pause)
@@ -146,143 +133,80 @@ static int sign_job(void *arg)
 
 /* ---- the event loop's side ---- */
 
-/* The one wait fd of |wctx|, or -1 when it has none (or several). */
-static int ctx_fd(ASYNC_WAIT_CTX *wctx)
-{
-    OSSL_ASYNC_FD fd;
-    size_t n = 0;
-
-    if (!ASYNC_WAIT_CTX_get_all_fds(wctx, NULL, &n) || n != 1 ||
-        !ASYNC_WAIT_CTX_get_all_fds(wctx, &fd, &n))
-        return -1;
-    return fd;
-}
-
-/* The wait fd of |j|'s ctx: records the one fd, flags anything else. */
-static void note_fd(struct job *j)
-{
-    int fd = ctx_fd(j->wctx);
-
-    if (fd < 0)
-        j->fd_changed = 1;
-    else if (j->fd < 0)
-        j->fd = fd;
-    else if (j->fd != fd)
-        j->fd_changed = 1;
-}
-
-/* Starts or resumes |j|; returns ASYNC_start_job's answer. */
+/* Starts or resumes |j| (hjob_step), counting this thread's preemptions meanwhile. */
 static int step(struct job *j)
 {
+    struct rusage ru0, ru1;
     int r;
 
-    struct rusage ru0, ru1;
-
-    j->started = 1;
     getrusage(RUSAGE_THREAD, &ru0);
-    r = ASYNC_start_job(&j->job, j->wctx, &j->jobret, sign_job, &j, sizeof(j));
+    r = hjob_step(j->h);
     getrusage(RUSAGE_THREAD, &ru1);
     j->preempted += ru1.ru_nivcsw - ru0.ru_nivcsw;
-    if (r == ASYNC_PAUSE) {
-        j->pauses++;
-        note_fd(j);
-    } else if (r == ASYNC_FINISH) {
-        j->done = 1;
-        j->job = NULL;
-    }
     return r;
 }
 
+/* |n| jobs, each with its hjob (h[i]) and wait ctx; NULL on allocation failure. */
 static struct job *jobs_new(size_t n)
 {
     struct job *jobs = calloc(n, sizeof(*jobs));
+    struct hjob *h = hjobs_new(n);
     size_t i;
 
-    for (i = 0; jobs != NULL && i < n; i++) {
+    if (jobs == NULL || h == NULL) {
+        free(jobs);
+        hjobs_free(h, n);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
         jobs[i].index = i;
-        jobs[i].fd = -1;
-        jobs[i].wctx = ASYNC_WAIT_CTX_new();
-        if (jobs[i].wctx == NULL)
-            return NULL;
+        jobs[i].h = &h[i];
+        h[i].fn = sign_job;
+        h[i].arg = &jobs[i];
     }
     return jobs;
 }
 
 static void jobs_free(struct job *jobs, size_t n)
 {
-    size_t i;
-
-    for (i = 0; jobs != NULL && i < n; i++)
-        ASYNC_WAIT_CTX_free(jobs[i].wctx);
+    if (jobs != NULL)
+        hjobs_free(jobs[0].h, n);
     free(jobs);
 }
 
+/* Ready for another job on the same wait ctx (its fd is kept). */
 static void job_reset(struct job *j)
 {
-    j->job = NULL;
-    j->started = j->done = j->jobret = 0;
-    j->pauses = j->cbcalls = 0;
+    j->h->job = NULL;
+    j->h->started = j->h->done = j->h->ret = 0;
+    j->h->pauses = j->h->callbacks = j->h->cb_owed = 0;
     j->preempted = 0;
     j->siglen = 0;
 }
 
-static int fd_readable(int fd, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-
-    while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
-        ;
-    return r > 0 && (p.revents & POLLIN) != 0;
-}
-
 /*
- * fd mode: starts every job, then poll()s the wait fds of the paused ones
- * and resumes those that are readable, until all are finished.
+ * fd mode: starts every job (counting preemptions), then h_run_fd_loop
+ * poll()s the wait fds of the paused ones and resumes those that are
+ * readable, until all are finished. Each job saw one fd, always the same.
  */
 static void run_fd_loop(struct job *jobs, size_t n)
 {
-    struct pollfd *pfd = calloc(n, sizeof(*pfd));
-    size_t *who = calloc(n, sizeof(*who));
-    size_t i, pending = 0;
+    size_t i;
 
-    assert_non_null(pfd);
-    assert_non_null(who);
     for (i = 0; i < n; i++) {
-        if (jobs[i].done)
-            continue;
-        int r = jobs[i].started ? ASYNC_PAUSE : step(&jobs[i]);
-
-        assert_true(r == ASYNC_PAUSE || r == ASYNC_FINISH);
-        pending += r == ASYNC_PAUSE;
-    }
-    while (pending > 0) {
-        size_t np = 0;
         int r;
 
-        for (i = 0; i < n; i++) {
-            if (jobs[i].done)
-                continue;
-            assert_false(jobs[i].fd_changed);
-            assert_true(jobs[i].fd >= 0);
-            pfd[np] = (struct pollfd){.fd = jobs[i].fd, .events = POLLIN};
-            who[np++] = i;
-        }
-        assert_int_equal(np, pending);
-        while ((r = poll(pfd, np, POLL_TIMEOUT_MS)) < 0 && errno == EINTR)
-            ;
-        assert_true(r > 0); /* 0: nothing woke us for POLL_TIMEOUT_MS */
-        for (i = 0; i < np; i++) {
-            if (pfd[i].revents == 0)
-                continue;
-            assert_int_equal(pfd[i].revents, POLLIN);
-            r = step(&jobs[who[i]]);
-            assert_true(r == ASYNC_PAUSE || r == ASYNC_FINISH);
-            pending -= r == ASYNC_FINISH;
-        }
+        if (jobs[i].h->done || jobs[i].h->started)
+            continue;
+        r = step(&jobs[i]);
+        assert_true(r == ASYNC_PAUSE || r == ASYNC_FINISH);
     }
-    free(pfd);
-    free(who);
+    assert_true(h_run_fd_loop(jobs[0].h, n, POLL_TIMEOUT_MS, NULL, NULL));
+    for (i = 0; i < n; i++) {
+        assert_true(jobs[i].h->done);
+        assert_false(jobs[i].h->fd_changed);
+        assert_true(jobs[i].h->fd >= 0);
+    }
 }
 
 /*
@@ -293,7 +217,7 @@ static void run_fd_loop(struct job *jobs, size_t n)
  */
 static void assert_paused(const struct job *j)
 {
-    if (j->pauses == 0)
+    if (j->h->pauses == 0)
         fail_msg("job %zu finished without pausing (this thread was preempted %ld "
                  "times meanwhile)",
                  j->index, j->preempted);
@@ -301,9 +225,9 @@ static void assert_paused(const struct job *j)
 
 static void check_sig(const struct job *j)
 {
-    if (j->jobret != 1)
+    if (j->h->ret != 1)
         test_dump_errors("signing job");
-    assert_int_equal(j->jobret, 1);
+    assert_int_equal(j->h->ret, 1);
     assert_int_equal(j->siglen, S.reflen);
     /* Verified by the default provider, and equal to its own signature. */
     assert_int_equal(
@@ -324,15 +248,6 @@ static uint64_t counter(const char *name)
 #define C_COMPLETED "offload-signature-" OFFLOAD_STAT_COMPLETED
 #define C_INLINE    "offload-signature-" OFFLOAD_STAT_INLINE
 
-/* Sleeps |ms| milliseconds. */
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* Waits (bounded) until nothing is in flight, so tests do not overlap. */
 static void wait_idle(void)
 {
@@ -341,7 +256,7 @@ static void wait_idle(void)
     for (ms = 0; ms < POLL_TIMEOUT_MS; ms++) {
         if (counter("offload-in-flight") == 0)
             return;
-        sleep_ms(1);
+        h_sleep_ms(1);
     }
     fail_msg("requests still in flight after %d ms", POLL_TIMEOUT_MS);
 }
@@ -359,21 +274,21 @@ static void fd_mode(size_t n, int digest_sign)
         jobs[i].digest_sign = digest_sign;
     run_fd_loop(jobs, n);
     for (i = 0; i < n; i++) {
-        assert_true(jobs[i].done);
+        assert_true(jobs[i].h->done);
         /* Each job really paused, and saw exactly one fd, always the same. */
         assert_paused(&jobs[i]);
-        assert_false(jobs[i].fd_changed);
+        assert_false(jobs[i].h->fd_changed);
         /* The token was consumed by the job: nothing left to wake anyone. */
-        assert_false(fd_readable(jobs[i].fd, 0));
+        assert_false(h_fd_readable(jobs[i].h->fd, 0));
         check_sig(&jobs[i]);
-        pauses += jobs[i].pauses;
+        pauses += jobs[i].h->pauses;
     }
     assert_true(pauses >= n);
     assert_true(counter(C_OFFLOADED) >= off0 + n);
     assert_true(counter(C_PAUSES) >= pau0 + pauses);
     /* Every wait ctx has its own fd. */
     for (i = 1; i < n; i++)
-        assert_int_not_equal(jobs[i].fd, jobs[i - 1].fd);
+        assert_int_not_equal(jobs[i].h->fd, jobs[i - 1].h->fd);
     jobs_free(jobs, n);
     wait_idle();
 }
@@ -393,15 +308,15 @@ static void test_fd_one_job(void **state)
     run_fd_loop(j, 1);
     assert_paused(j);
     check_sig(j);
-    fd = j->fd;
+    fd = j->h->fd;
     assert_true(fd >= 0);
     job_reset(j);
     j->digest_sign = 1;
     run_fd_loop(j, 1);
     assert_paused(j);
-    assert_false(j->fd_changed);
-    assert_int_equal(j->fd, fd);
-    assert_false(fd_readable(fd, 0));
+    assert_false(j->h->fd_changed);
+    assert_int_equal(j->h->fd, fd);
+    assert_false(h_fd_readable(fd, 0));
     check_sig(j);
     jobs_free(j, 1);
 }
@@ -415,145 +330,48 @@ static void test_fd_many_jobs(void **state)
 
 /* ---- c): callback mode ---- */
 
-/* Jobs whose callback fired, in order; filled on worker threads. */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    size_t *ring;
-    size_t cap, head, count;
-    unsigned overflow;
-    unsigned calls;
-} Q = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-
-struct cbarg {
-    size_t index;
-    pthread_t main;
-    unsigned on_main; /* calls made on the main thread (should be none) */
-};
-
-static int wake_cb(void *arg)
-{
-    struct cbarg *a = arg;
-
-    pthread_mutex_lock(&Q.lock);
-    Q.calls++;
-    if (pthread_equal(pthread_self(), a->main))
-        a->on_main++;
-    if (Q.count == Q.cap)
-        Q.overflow++;
-    else
-        Q.ring[(Q.head + Q.count++) % Q.cap] = a->index;
-    pthread_cond_signal(&Q.cond);
-    pthread_mutex_unlock(&Q.lock);
-    return 1;
-}
-
-/* The next job to resume; fails after POLL_TIMEOUT_MS without a callback. */
-static size_t wait_cb(void)
-{
-    struct timespec dl;
-    size_t idx;
-    int rc = 0;
-
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += POLL_TIMEOUT_MS / 1000;
-    pthread_mutex_lock(&Q.lock);
-    while (Q.count == 0 && rc == 0)
-        rc = pthread_cond_timedwait(&Q.cond, &Q.lock, &dl);
-    if (Q.count == 0) {
-        pthread_mutex_unlock(&Q.lock);
-        fail_msg("no callback within %d ms", POLL_TIMEOUT_MS);
-    }
-    idx = Q.ring[Q.head];
-    Q.head = (Q.head + 1) % Q.cap;
-    Q.count--;
-    pthread_mutex_unlock(&Q.lock);
-    return idx;
-}
-
+/*
+ * Callback mode (h_run_cb_loop): the wait ctx's callback, called on a
+ * worker thread, queues the job; the loop sleeps on a condition variable.
+ */
 static void cb_mode(size_t n, int digest_sign)
 {
     struct job *jobs = jobs_new(n);
-    struct cbarg *args = calloc(n, sizeof(*args));
     uint64_t off0 = counter(C_OFFLOADED), pau0 = counter(C_PAUSES);
-    size_t i, pending = 0, pauses = 0, left;
-    unsigned overflow, calls;
+    struct h_cb_stats st;
+    size_t i, pauses = 0;
 
     assert_non_null(jobs);
-    assert_non_null(args);
-    pthread_mutex_lock(&Q.lock);
-    free(Q.ring); /* left over by a failed run */
-    Q.cap = 4 * n;
-    Q.ring = calloc(Q.cap, sizeof(*Q.ring));
-    Q.head = Q.count = 0;
-    Q.overflow = Q.calls = 0;
-    pthread_mutex_unlock(&Q.lock);
-    assert_non_null(Q.ring);
-
-    for (i = 0; i < n; i++) {
-        args[i].index = i;
-        args[i].main = pthread_self();
+    for (i = 0; i < n; i++)
         jobs[i].digest_sign = digest_sign;
-        assert_int_equal(ASYNC_WAIT_CTX_set_callback(jobs[i].wctx, wake_cb, &args[i]), 1);
-    }
+    assert_true(h_run_cb_loop(jobs[0].h, n, POLL_TIMEOUT_MS, NULL, NULL, &st));
+    /* Every pause with ASYNC_STATUS_OK (the queue has room for all). */
+    assert_int_equal(st.eagain_pauses, 0);
     for (i = 0; i < n; i++) {
-        int r = step(&jobs[i]);
-
-        assert_true(r == ASYNC_PAUSE || r == ASYNC_FINISH);
-        if (r == ASYNC_PAUSE) {
-            assert_int_equal(ASYNC_WAIT_CTX_get_status(jobs[i].wctx), ASYNC_STATUS_OK);
-            pending++;
-        }
-    }
-    while (pending > 0) {
-        size_t k = wait_cb();
-        struct job *j = &jobs[k];
-        int r;
-
-        assert_true(k < n);
-        /* A callback only for a job that is paused, once per pause. */
-        assert_false(j->done);
-        j->cbcalls++;
-        assert_int_equal(j->cbcalls, j->pauses);
-        r = step(j);
-        assert_true(r == ASYNC_PAUSE || r == ASYNC_FINISH);
-        if (r == ASYNC_PAUSE)
-            assert_int_equal(ASYNC_WAIT_CTX_get_status(j->wctx), ASYNC_STATUS_OK);
-        else
-            pending--;
-    }
-    for (i = 0; i < n; i++) {
-        assert_true(jobs[i].done);
+        assert_true(jobs[i].h->done);
         /* In callback mode the provider always pauses. */
         assert_paused(&jobs[i]);
-        assert_int_equal(jobs[i].cbcalls, jobs[i].pauses);
-        assert_int_equal(args[i].on_main, 0);
+        assert_int_equal(jobs[i].h->callbacks, jobs[i].h->pauses);
         check_sig(&jobs[i]);
-        pauses += jobs[i].pauses;
+        pauses += jobs[i].h->pauses;
         /* The ctx may carry the provider's fd; it was never made readable. */
-        if (jobs[i].fd >= 0) {
-            assert_false(jobs[i].fd_changed);
-            assert_false(fd_readable(jobs[i].fd, 0));
+        if (jobs[i].h->fd >= 0) {
+            assert_false(jobs[i].h->fd_changed);
+            assert_false(h_fd_readable(jobs[i].h->fd, 0));
         }
     }
+    /* Callbacks come from the workers, never from this thread. */
+    assert_int_equal(st.on_loop, 0);
     assert_true(pauses >= n);
     assert_true(counter(C_OFFLOADED) >= off0 + n);
     assert_true(counter(C_PAUSES) >= pau0 + pauses);
     wait_idle();
     /* No late or extra callback once everything completed. */
-    pthread_mutex_lock(&Q.lock);
-    overflow = Q.overflow;
-    left = Q.count;
-    calls = Q.calls;
-    free(Q.ring);
-    Q.ring = NULL;
-    Q.cap = Q.count = 0;
-    pthread_mutex_unlock(&Q.lock);
-    assert_int_equal(overflow, 0);
-    assert_int_equal(left, 0);
-    assert_int_equal(calls, pauses);
+    assert_int_equal(st.overflow, 0);
+    assert_int_equal(st.left, 0);
+    assert_int_equal(st.calls, pauses);
+    assert_int_equal(h_cb_late(), 0);
     jobs_free(jobs, n);
-    free(args);
 }
 
 static void test_cb_one_job(void **state)
@@ -621,12 +439,12 @@ static void test_block_pause(void **state)
         r = step(j);
         /* Finished on the first call, never paused. */
         assert_int_equal(r, ASYNC_FINISH);
-        assert_int_equal(j->pauses, 0);
+        assert_int_equal(j->h->pauses, 0);
         check_sig(j);
         /* The provider's fd, if it registered one: no token left behind. */
-        fd = ctx_fd(j->wctx);
+        fd = h_wait_fd(j->h->wctx);
         if (fd >= 0)
-            assert_false(fd_readable(fd, 0));
+            assert_false(h_fd_readable(fd, 0));
 
         /*
          * Where did the signature happen? A worker (completed counter) or
@@ -698,11 +516,11 @@ static void test_spurious_resume(void **state)
         assert_true(r == ASYNC_PAUSE || r == ASYNC_FINISH);
         finished_early += r == ASYNC_FINISH;
         run_fd_loop(j, 1);
-        assert_true(j->done);
-        assert_false(j->fd_changed);
+        assert_true(j->h->done);
+        assert_false(j->h->fd_changed);
         check_sig(j);
         /* No stale token for the next job on this ctx. */
-        assert_false(fd_readable(j->fd, 0));
+        assert_false(h_fd_readable(j->h->fd, 0));
     }
     print_message("spurious resume: %u/%u finished on the early resume\n", finished_early,
                   SPURIOUS_ROUNDS);
@@ -732,12 +550,12 @@ static void test_abandoned_job(void **state)
     r = step(j);
     assert_paused(j);
     assert_int_equal(r, ASYNC_PAUSE);
-    oldfd = j->fd;
+    oldfd = j->h->fd;
     assert_true(oldfd >= 0);
 
     /* The application gives up on it: frees the wait ctx, never resumes. */
-    ASYNC_WAIT_CTX_free(j->wctx);
-    j->wctx = NULL;
+    ASYNC_WAIT_CTX_free(j->h->wctx);
+    j->h->wctx = NULL;
     /*
      * Grab a new descriptor at once: had the provider closed the old fd,
      * this would likely get its number and the worker's token would land
@@ -747,11 +565,11 @@ static void test_abandoned_job(void **state)
     assert_true(newfd >= 0);
 
     for (ms = 0; ms < POLL_TIMEOUT_MS && counter(C_COMPLETED) == comp0; ms++)
-        sleep_ms(1);
+        h_sleep_ms(1);
     assert_true(counter(C_COMPLETED) > comp0);
     wait_idle();
-    sleep_ms(20);
-    assert_false(fd_readable(newfd, 0));
+    h_sleep_ms(20);
+    assert_false(h_fd_readable(newfd, 0));
     close(newfd);
 
     /* Life goes on: a new wait ctx and job, fd-driven, nothing spurious. */
@@ -762,7 +580,7 @@ static void test_abandoned_job(void **state)
         run_fd_loop(k, 1);
         assert_paused(k);
         check_sig(k);
-        assert_false(fd_readable(k->fd, 0));
+        assert_false(h_fd_readable(k->h->fd, 0));
         jobs_free(k, 1);
     }
     wait_idle();
@@ -783,11 +601,11 @@ static int warm_up(void)
         return 0;
     r = step(j);
     while (r == ASYNC_PAUSE) {
-        if (j->fd_changed || !fd_readable(j->fd, POLL_TIMEOUT_MS))
+        if (j->h->fd_changed || !h_fd_readable(j->h->fd, POLL_TIMEOUT_MS))
             break;
         r = step(j);
     }
-    ok = r == ASYNC_FINISH && j->jobret == 1;
+    ok = r == ASYNC_FINISH && j->h->ret == 1;
     jobs_free(j, 1);
     return ok;
 }
