@@ -226,10 +226,23 @@ static inline int ciph_here(CIPH_CTX *ctx, enum offload_path p, int one_shot,
                            CIPH_OP(ctx, one_shot));
 }
 
+/* A small record while the log is on: the same, with its line. */
+static __attribute__((cold, noinline)) int
+ciph_small_logged(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t *outl,
+                  size_t outsize, const unsigned char *in, size_t inl)
+{
+    return ciph_here(ctx, OFFLOAD_PATH_SMALL, one_shot, out, outl, outsize, in, inl);
+}
+
+static __attribute__((cold, noinline)) void ciph_small_failed(CIPH_CTX *ctx, int one_shot)
+{
+    offload_op_failed(OFFLOAD_FAM_CIPHER, ctx->alg->name, CIPH_OP(ctx, one_shot));
+}
+
 /*
- * The hot path is a small record: one compare, a counter, the soft
- * engine's call, a compare of its result. Everything about offloading
- * lives out of line.
+ * The hot path is a small record: one compare, a flag, a counter, the
+ * soft engine's call, a compare of its result. Everything about
+ * offloading, the log and failures lives out of line.
  */
 static inline int big_update(const unsigned char *out, const unsigned char *in,
                              size_t inl)
@@ -350,12 +363,21 @@ static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outs
 {
     CIPH_CTX *ctx = vctx;
 
+    int ret;
+
     if (big_update(out, in, inl))
         return ciph_big(ctx, 0, out, outl, outsize, in, inl);
-    if (out != NULL && inl > 0)
-        return ciph_here(ctx, OFFLOAD_PATH_SMALL, 0, out, outl, outsize, in, inl);
     /* AAD (no output buffer) or nothing: not a counted operation. */
-    return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+    if (out == NULL || inl == 0)
+        return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+    /* A small record (the one-shot TLS record's tag is checked here too). */
+    if (offload_log_enabled())
+        return ciph_small_logged(ctx, 0, out, outl, outsize, in, inl);
+    offload_count_inline(OFFLOAD_FAM_CIPHER);
+    ret = ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+    if (ret <= 0)
+        ciph_small_failed(ctx, 0);
+    return ret;
 }
 
 static int ciph_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
@@ -376,8 +398,15 @@ static int ciph_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outs
 
     if (big_update(out, in, inl))
         return ciph_big(ctx, 1, out, outl, outsize, in, inl);
-    if (out != NULL && inl > 0)
-        return ciph_here(ctx, OFFLOAD_PATH_SMALL, 1, out, outl, outsize, in, inl);
+    if (out != NULL && inl > 0) {
+        if (offload_log_enabled())
+            return ciph_small_logged(ctx, 1, out, outl, outsize, in, inl);
+        offload_count_inline(OFFLOAD_FAM_CIPHER);
+        ret = ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
+        if (ret <= 0)
+            ciph_small_failed(ctx, 1);
+        return ret;
+    }
     /*
      * AAD, or (no input) the final EVP_Cipher() asks for: only a failed
      * final counts, as from ciph_final (the error queue stays the default's).
