@@ -472,14 +472,21 @@ int h_run_tasks(int (*work)(void *task), void *tasks, size_t stride, size_t n,
     return ok;
 }
 
-int h_fd_readable(int fd, int timeout_ms)
+int h_poll_in(int fd, int timeout_ms)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int r;
 
     while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
         ;
+    if (r < 0)
+        return -1;
     return r > 0 && (p.revents & POLLIN) != 0;
+}
+
+int h_fd_readable(int fd, int timeout_ms)
+{
+    return h_poll_in(fd, timeout_ms) > 0;
 }
 
 uint64_t h_clock_ns(clockid_t c)

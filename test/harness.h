@@ -134,6 +134,8 @@ int h_run_tasks(int (*work)(void *task), void *tasks, size_t stride, size_t n,
 
 /* 1 when |fd| is readable within |timeout_ms|. */
 int h_fd_readable(int fd, int timeout_ms);
+/* poll(2) of one fd for POLLIN: 1 readable, 0 not, -1 poll() failed. */
+int h_poll_in(int fd, int timeout_ms);
 
 uint64_t h_clock_ns(clockid_t c);
 void h_sleep_ms(unsigned ms);
