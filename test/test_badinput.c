@@ -11,7 +11,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include <openssl/rsa.h>
 
 #include "common.h"
+#include "harness.h"
 #include "offload.h"
 
 #define SIG_COUNTER(stat) ("offload-" OFFLOAD_FAMILY_SIGNATURE "-" stat)
@@ -237,46 +237,30 @@ struct sign_op {
 
 static int sign_job(void *arg)
 {
-    struct sign_op *op = *(struct sign_op **)arg;
+    struct sign_op *op = arg;
 
     op->in_job = ASYNC_get_current_job() != NULL;
     op->ret = EVP_PKEY_sign(op->pctx, op->sig, &op->siglen, op->tbs, op->tbslen);
     return op->ret;
 }
 
-/* Runs |op| in a job, polling the wait fds on every pause; returns the pauses. */
+/* Runs |op| in a job, fd mode (h_run_fd_loop: poll on every pause); returns the pauses.
+ */
 static int run_sign_job(struct sign_op *op)
 {
-    ASYNC_WAIT_CTX *wctx = ASYNC_WAIT_CTX_new();
-    ASYNC_JOB *job = NULL;
-    int ret = -100, r, pauses = 0;
+    struct hjob *j = hjobs_new(1);
+    int pauses;
 
-    assert_non_null(wctx);
-    for (;;) {
-        OSSL_ASYNC_FD fds[8];
-        struct pollfd pfd[8];
-        size_t n = 0, i;
-
-        r = ASYNC_start_job(&job, wctx, &ret, sign_job, &op, sizeof(op));
-        if (r != ASYNC_PAUSE)
-            break;
-        pauses++;
-        assert_int_equal(ASYNC_WAIT_CTX_get_all_fds(wctx, NULL, &n), 1);
-        assert_true(n <= 8);
-        assert_int_equal(ASYNC_WAIT_CTX_get_all_fds(wctx, fds, &n), 1);
-        for (i = 0; i < n; i++) {
-            pfd[i].fd = fds[i];
-            pfd[i].events = POLLIN;
-            pfd[i].revents = 0;
-        }
-        /* A pause without fds (none registered yet) is simply resumed. */
-        assert_true(poll(pfd, n, n > 0 ? 10000 : 1) >= 0);
-        assert_true(pauses < 1000);
-    }
-    assert_int_equal(r, ASYNC_FINISH);
-    assert_int_equal(ret, op->ret);
+    assert_non_null(j);
+    j->fn = sign_job;
+    j->arg = op;
+    assert_true(h_run_fd_loop(j, 1, POLL_TIMEOUT_MS, NULL, NULL));
+    assert_true(j->done);
+    assert_true(j->pauses < 1000);
+    assert_int_equal(j->ret, op->ret);
     assert_true(op->in_job);
-    ASYNC_WAIT_CTX_free(wctx);
+    pauses = (int)j->pauses;
+    hjobs_free(j, 1);
     return pauses;
 }
 
