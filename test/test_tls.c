@@ -43,9 +43,9 @@
 #include "common.h"
 #include "offload.h"
 
-#define TOTAL           (1024 * 1024) /* bytes each way */
-#define CHUNK           16384         /* bytes per SSL_write: one record */
-#define MAX_ROUNDS      1000000
+#define TOTAL      (1024 * 1024) /* bytes each way */
+#define CHUNK      16384         /* bytes per SSL_write: one record */
+#define MAX_ROUNDS 1000000
 
 static struct {
     test_env env;
