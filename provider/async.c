@@ -151,8 +151,7 @@ static const char *const path_text[OFFLOAD_PATH_COUNT] = {
     [OFFLOAD_PATH_NO_MEMORY] = "inline (no memory for a request)",
     [OFFLOAD_PATH_NO_WAIT_FD] = "inline (no wait fd for the job)",
     [OFFLOAD_PATH_QUEUE_FULL] = "inline (queue full)",
-    [OFFLOAD_PATH_TAKEN_BACK] = "taken back, run in the job (resumed before a worker "
-                                "started it)",
+    [OFFLOAD_PATH_TAKEN_BACK] = "taken back, run in the job (resumed early)",
 };
 
 void offload_log_path(enum offload_family f, enum offload_path p, const char *alg,
