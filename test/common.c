@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +11,8 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
+
+#include <cmocka.h>
 
 #include "common.h"
 
@@ -179,4 +185,28 @@ void test_dump_errors(const char *what)
 {
     fprintf(stderr, "--- OpenSSL errors (%s):\n", what);
     ERR_print_errors_fp(stderr);
+}
+
+void test_expect_failure(const char *what, int ret)
+{
+    unsigned long e;
+    const char *reason, *data = NULL;
+    int flags = 0;
+
+    print_message("  %-52s ret=%d", what, ret);
+    if (ret > 0)
+        print_message("  <- accepted, should have failed\n");
+    assert_true(ret <= 0);
+    e = ERR_peek_last_error_data(&data, &flags);
+    if (e == 0)
+        print_message("  <- failed, but no error queued\n");
+    assert_int_not_equal(e, 0);
+    reason = ERR_reason_error_string(e);
+    print_message(" reason \"%s\"%s%s%s\n", reason != NULL ? reason : "(null)",
+                  (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? " (" : "",
+                  (flags & ERR_TXT_STRING) && data != NULL ? data : "",
+                  (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? ")" : "");
+    assert_non_null(reason);
+    assert_true(reason[0] != '\0');
+    ERR_clear_error();
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 
@@ -69,6 +70,22 @@ const char *test_vector_path(const char *name, char *buf, size_t len);
 
 /* Hex to bytes; returns length or -1. *out is malloc()ed. */
 long test_unhex(const char *hex, unsigned char **out);
+
+/*
+ * For cmocka tests of bad input: asserts that the call under test failed
+ * (|ret| <= 0) and left an error whose reason string is readable; prints
+ * |what|, the reason and its data, and clears the queue.
+ */
+void test_expect_failure(const char *what, int ret);
+
+/* The call under test runs on an empty error queue: no stale reason can pass. */
+#define EXPECT_FAILURE(what, call)                                                       \
+    do {                                                                                 \
+        int r_;                                                                          \
+        ERR_clear_error();                                                               \
+        r_ = (call);                                                                     \
+        test_expect_failure((what), r_);                                                 \
+    } while (0)
 
 /* Prints the OpenSSL error queue to stderr and clears it. */
 void test_dump_errors(const char *what);

@@ -34,43 +34,6 @@ static EVP_PKEY *rsa, *ec, *ed;
 
 static const unsigned char message[] = "offload bad input test message";
 
-/*
- * Asserts that the last call failed (|ret| <= 0) and left an error whose
- * reason string is readable; prints it and clears the queue.
- */
-static void expect_failure(const char *what, int ret)
-{
-    unsigned long e;
-    const char *reason, *data = NULL;
-    int flags = 0;
-
-    print_message("  %-44s ret=%d", what, ret);
-    if (ret > 0)
-        print_message("  <- accepted, should have failed\n");
-    assert_true(ret <= 0);
-    e = ERR_peek_last_error_data(&data, &flags);
-    if (e == 0)
-        print_message("  <- failed, but no error queued\n");
-    assert_int_not_equal(e, 0);
-    reason = ERR_reason_error_string(e);
-    print_message(" reason \"%s\"%s%s%s\n", reason != NULL ? reason : "(null)",
-                  (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? " (" : "",
-                  (flags & ERR_TXT_STRING) && data != NULL ? data : "",
-                  (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? ")" : "");
-    assert_non_null(reason);
-    assert_true(reason[0] != '\0');
-    ERR_clear_error();
-}
-
-/* The call under test runs on an empty error queue: no stale reason can pass. */
-#define EXPECT_FAILURE(what, call)                                                       \
-    do {                                                                                 \
-        int r_;                                                                          \
-        ERR_clear_error();                                                               \
-        r_ = (call);                                                                     \
-        expect_failure((what), r_);                                                      \
-    } while (0)
-
 /* ---- the provider configuration ---- */
 
 /*
@@ -343,7 +306,7 @@ static void test_wrong_key_type(void **state)
     r = EVP_PKEY_sign_init(pctx);
     if (r > 0)
         r = EVP_PKEY_sign(pctx, out, &outlen, message, sizeof(message));
-    expect_failure("EVP_PKEY_sign with an Ed25519 key", r);
+    test_expect_failure("EVP_PKEY_sign with an Ed25519 key", r);
     EVP_PKEY_CTX_free(pctx);
 
     /* a key type of ours with no signature at all */
@@ -527,7 +490,7 @@ static void test_short_buffer_in_job(void **state)
     ERR_clear_error();
     run_sign_job(&op);
     msg(what, sizeof(what), key, "sign in a job, buffer 1 short");
-    expect_failure(what, op.ret);
+    test_expect_failure(what, op.ret);
 
     /* and the same context then signs fine in a job */
     op.siglen = need;
@@ -572,7 +535,7 @@ static void test_pss_salt_too_large(void **state)
     assert_int_not_equal(failed, UINT64_MAX);
     ERR_clear_error();
     run_sign_job(&op);
-    expect_failure("PSS salt 223, in a job (on a worker)", op.ret);
+    test_expect_failure("PSS salt 223, in a job (on a worker)", op.ret);
     assert_true(test_counter(env.offload, SIG_COUNTER(OFFLOAD_STAT_OFFLOADED)) >
                 offloaded);
     assert_true(test_counter(env.offload, SIG_COUNTER(OFFLOAD_STAT_FAILED)) > failed);

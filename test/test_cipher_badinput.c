@@ -24,42 +24,6 @@
 
 /* ---- 8. bad input ---- */
 
-/*
- * Asserts that the last call failed (|ret| <= 0) and left an error whose
- * reason string is readable; prints it and clears the queue.
- */
-static void expect_failure(const char *what, int ret)
-{
-    unsigned long e;
-    const char *reason, *data = NULL;
-    int flags = 0;
-
-    print_message("  %-52s ret=%d", what, ret);
-    if (ret > 0)
-        print_message("  <- accepted, should have failed\n");
-    assert_true(ret <= 0);
-    e = ERR_peek_last_error_data(&data, &flags);
-    if (e == 0)
-        print_message("  <- failed, but no error queued\n");
-    assert_int_not_equal(e, 0);
-    reason = ERR_reason_error_string(e);
-    print_message(" reason \"%s\"%s%s%s\n", reason != NULL ? reason : "(null)",
-                  (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? " (" : "",
-                  (flags & ERR_TXT_STRING) && data != NULL ? data : "",
-                  (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? ")" : "");
-    assert_non_null(reason);
-    assert_true(reason[0] != '\0');
-    ERR_clear_error();
-}
-
-#define EXPECT_FAILURE(what, call)                                                       \
-    do {                                                                                 \
-        int r_;                                                                          \
-        ERR_clear_error();                                                               \
-        r_ = (call);                                                                     \
-        expect_failure((what), r_);                                                      \
-    } while (0)
-
 static void test_bad_input(void **state)
 {
     unsigned char key[32] = {1}, iv[16] = {2}, in[64] = {3}, out[64 + SLACK],
@@ -189,7 +153,7 @@ static void test_final_without_tag(void **state)
         snprintf(what, sizeof(what), "%s decrypt final without a tag", algs[a].name);
         if (algs[a].kind == K_GCM) {
             assert_true(rd <= 0);
-            expect_failure(what, ro);
+            test_expect_failure(what, ro);
         } else {
             print_message("  %-52s ret=%d, as the default (%d)\n", what, ro, rd);
             assert_int_equal(ro, rd);
