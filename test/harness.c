@@ -86,11 +86,29 @@ int hjob_step(struct hjob *j)
     return r;
 }
 
+/*
+ * |j| stopped with |r| (not a pause): -1 on an error, 1 when |on_done|
+ * starts it again, 0 when it is done for good.
+ */
+static int after_stop(struct hjob *j, int r, h_on_done_fn *on_done, void *ctx)
+{
+    int again;
+
+    if (r != ASYNC_FINISH) {
+        fprintf(stderr, "harness: ASYNC_start_job of job %zu: %s\n", j->index,
+                r == ASYNC_NO_JOBS ? "ASYNC_NO_JOBS" : "ASYNC_ERR");
+        ERR_print_errors_fp(stderr);
+        return -1;
+    }
+    again = on_done != NULL ? on_done(j, ctx) : 0;
+    return again < 0 ? -1 : again != 0;
+}
+
 /* Steps |j| until it pauses or finishes for good; -1 on error. */
 static int advance(struct hjob *j, h_on_done_fn *on_done, void *ctx)
 {
     for (;;) {
-        int r = hjob_step(j), again;
+        int r = hjob_step(j);
 
         if (r == ASYNC_PAUSE) {
             if (j->fd < 0) {
@@ -100,17 +118,9 @@ static int advance(struct hjob *j, h_on_done_fn *on_done, void *ctx)
             }
             return ASYNC_PAUSE;
         }
-        if (r != ASYNC_FINISH) {
-            fprintf(stderr, "harness: ASYNC_start_job of job %zu: %s\n", j->index,
-                    r == ASYNC_NO_JOBS ? "ASYNC_NO_JOBS" : "ASYNC_ERR");
-            ERR_print_errors_fp(stderr);
-            return -1;
-        }
-        again = on_done != NULL ? on_done(j, ctx) : 0;
-        if (again < 0)
-            return -1;
-        if (again == 0)
-            return ASYNC_FINISH;
+        r = after_stop(j, r, on_done, ctx);
+        if (r <= 0)
+            return r < 0 ? -1 : ASYNC_FINISH;
     }
 }
 
@@ -260,7 +270,7 @@ static size_t h_cb_pop(int ms)
 static int cb_advance(struct hjob *j, h_on_done_fn *on_done, void *ctx, size_t *waiting)
 {
     for (;;) {
-        int r = hjob_step(j), again, status;
+        int r = hjob_step(j), status;
 
         if (r == ASYNC_PAUSE) {
             status = ASYNC_WAIT_CTX_get_status(j->wctx);
@@ -282,17 +292,9 @@ static int cb_advance(struct hjob *j, h_on_done_fn *on_done, void *ctx, size_t *
             }
             return ASYNC_PAUSE;
         }
-        if (r != ASYNC_FINISH) {
-            fprintf(stderr, "harness: ASYNC_start_job of job %zu: %s\n", j->index,
-                    r == ASYNC_NO_JOBS ? "ASYNC_NO_JOBS" : "ASYNC_ERR");
-            ERR_print_errors_fp(stderr);
-            return -1;
-        }
-        again = on_done != NULL ? on_done(j, ctx) : 0;
-        if (again < 0)
-            return -1;
-        if (again == 0)
-            return ASYNC_FINISH;
+        r = after_stop(j, r, on_done, ctx);
+        if (r <= 0)
+            return r < 0 ? -1 : ASYNC_FINISH;
     }
 }
 
