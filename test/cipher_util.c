@@ -69,14 +69,7 @@ uint64_t counter(const char *name)
 /* Waits (bounded) until nothing is in flight, so tests do not overlap. */
 void wait_idle(void)
 {
-    int ms;
-
-    for (ms = 0; ms < POLL_TIMEOUT_MS; ms++) {
-        if (counter("offload-in-flight") == 0)
-            return;
-        h_sleep_ms(1);
-    }
-    fail_msg("requests still in flight after %d ms", POLL_TIMEOUT_MS);
+    test_wait_idle(CS.env.offload);
 }
 
 const char *stage_name(int stage)

@@ -210,3 +210,32 @@ void test_expect_failure(const char *what, int ret)
     assert_true(reason[0] != '\0');
     ERR_clear_error();
 }
+
+void test_wait_idle(OSSL_PROVIDER *prov)
+{
+    int ms;
+
+    for (ms = 0; ms < POLL_TIMEOUT_MS; ms++) {
+        if (test_counter(prov, OFFLOAD_PARAM_IN_FLIGHT) == 0)
+            return;
+        usleep(1000);
+    }
+    fail_msg("requests still in flight after %d ms", POLL_TIMEOUT_MS);
+}
+
+void test_assert_int_params_equal(const EVP_PKEY *a, const EVP_PKEY *b)
+{
+    static const char *const names[] = {
+        OSSL_PKEY_PARAM_BITS, OSSL_PKEY_PARAM_SECURITY_BITS, OSSL_PKEY_PARAM_MAX_SIZE};
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int va = -1, vb = -2;
+
+        assert_int_equal(EVP_PKEY_get_int_param(a, names[i], &va), 1);
+        assert_int_equal(EVP_PKEY_get_int_param(b, names[i], &vb), 1);
+        print_message("    %s = %d\n", names[i], va);
+        assert_true(va > 0);
+        assert_int_equal(va, vb);
+    }
+}

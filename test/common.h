@@ -87,6 +87,12 @@ void test_expect_failure(const char *what, int ret);
         test_expect_failure((what), r_);                                                 \
     } while (0)
 
+/* cmocka: waits (bounded) until |prov| has nothing in flight, so tests do not overlap. */
+void test_wait_idle(OSSL_PROVIDER *prov);
+
+/* cmocka: |a| and |b| report the same bits, security bits and maximum size. */
+void test_assert_int_params_equal(const EVP_PKEY *a, const EVP_PKEY *b);
+
 /* Prints the OpenSSL error queue to stderr and clears it. */
 void test_dump_errors(const char *what);
 

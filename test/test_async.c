@@ -248,19 +248,6 @@ static uint64_t counter(const char *name)
 #define C_COMPLETED "offload-signature-" OFFLOAD_STAT_COMPLETED
 #define C_INLINE    "offload-signature-" OFFLOAD_STAT_INLINE
 
-/* Waits (bounded) until nothing is in flight, so tests do not overlap. */
-static void wait_idle(void)
-{
-    int ms;
-
-    for (ms = 0; ms < POLL_TIMEOUT_MS; ms++) {
-        if (counter("offload-in-flight") == 0)
-            return;
-        h_sleep_ms(1);
-    }
-    fail_msg("requests still in flight after %d ms", POLL_TIMEOUT_MS);
-}
-
 /* ---- a) and b): fd mode ---- */
 
 static void fd_mode(size_t n, int digest_sign)
@@ -290,7 +277,7 @@ static void fd_mode(size_t n, int digest_sign)
     for (i = 1; i < n; i++)
         assert_int_not_equal(jobs[i].h->fd, jobs[i - 1].h->fd);
     jobs_free(jobs, n);
-    wait_idle();
+    test_wait_idle(S.env.offload);
 }
 
 static void test_fd_one_job(void **state)
@@ -365,7 +352,7 @@ static void cb_mode(size_t n, int digest_sign)
     assert_true(pauses >= n);
     assert_true(counter(C_OFFLOADED) >= off0 + n);
     assert_true(counter(C_PAUSES) >= pau0 + pauses);
-    wait_idle();
+    test_wait_idle(S.env.offload);
     /* No late or extra callback once everything completed. */
     assert_int_equal(st.overflow, 0);
     assert_int_equal(st.left, 0);
@@ -489,7 +476,7 @@ static void test_block_pause(void **state)
     free(ratio);
     jobs_free(j, 1);
     jobs_free(warm, 1);
-    wait_idle();
+    test_wait_idle(S.env.offload);
 }
 
 /* ---- f): spurious resume ---- */
@@ -530,7 +517,7 @@ static void test_spurious_resume(void **state)
     assert_paused(j);
     check_sig(j);
     jobs_free(j, 1);
-    wait_idle();
+    test_wait_idle(S.env.offload);
 }
 
 /* ---- e): abandoned job ---- */
@@ -567,7 +554,7 @@ static void test_abandoned_job(void **state)
     for (ms = 0; ms < POLL_TIMEOUT_MS && counter(C_COMPLETED) == comp0; ms++)
         h_sleep_ms(1);
     assert_true(counter(C_COMPLETED) > comp0);
-    wait_idle();
+    test_wait_idle(S.env.offload);
     h_sleep_ms(20);
     assert_false(h_fd_readable(newfd, 0));
     close(newfd);
@@ -583,7 +570,7 @@ static void test_abandoned_job(void **state)
         assert_false(h_fd_readable(k->h->fd, 0));
         jobs_free(k, 1);
     }
-    wait_idle();
+    test_wait_idle(S.env.offload);
 }
 
 /* ---- setup ---- */

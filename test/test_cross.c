@@ -433,23 +433,6 @@ static void test_sign_verify(void **state)
 
 /* ---- key management ---- */
 
-static void assert_int_params_equal(const EVP_PKEY *a, const EVP_PKEY *b)
-{
-    static const char *const names[] = {
-        OSSL_PKEY_PARAM_BITS, OSSL_PKEY_PARAM_SECURITY_BITS, OSSL_PKEY_PARAM_MAX_SIZE};
-    size_t i;
-
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        int va = -1, vb = -2;
-
-        assert_int_equal(EVP_PKEY_get_int_param(a, names[i], &va), 1);
-        assert_int_equal(EVP_PKEY_get_int_param(b, names[i], &vb), 1);
-        print_message("    %s = %d\n", names[i], va);
-        assert_true(va > 0);
-        assert_int_equal(va, vb);
-    }
-}
-
 static void assert_bn_param_equal(const EVP_PKEY *a, const EVP_PKEY *b, const char *name)
 {
     BIGNUM *ba = NULL, *bb = NULL;
@@ -511,7 +494,7 @@ static void test_keymgmt(void **state)
     assert_true(EVP_PKEY_is_a(okey, ks->type));
 
     /* bits, security-bits, max-size agree with the twin */
-    assert_int_params_equal(okey, dkey);
+    test_assert_int_params_equal(okey, dkey);
     if (ks->bits != 0) {
         assert_int_equal(EVP_PKEY_get_bits(okey), (int)ks->bits);
         assert_bn_param_equal(okey, dkey, OSSL_PKEY_PARAM_RSA_N);

@@ -29,23 +29,6 @@
 /* a) key management                                                   */
 /* ------------------------------------------------------------------ */
 
-static void assert_int_params_equal(const EVP_PKEY *a, const EVP_PKEY *b)
-{
-    static const char *const names[] = {
-        OSSL_PKEY_PARAM_BITS, OSSL_PKEY_PARAM_SECURITY_BITS, OSSL_PKEY_PARAM_MAX_SIZE};
-    size_t i;
-
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        int va = -1, vb = -2;
-
-        assert_int_equal(EVP_PKEY_get_int_param(a, names[i], &va), 1);
-        assert_int_equal(EVP_PKEY_get_int_param(b, names[i], &vb), 1);
-        printf("    %s = %d\n", names[i], va);
-        assert_true(va > 0);
-        assert_int_equal(va, vb);
-    }
-}
-
 /* A key with only the parameters of |ks| (the curve), built in offload. */
 static EVP_PKEY *params_only(const struct keyspec *ks)
 {
@@ -163,7 +146,7 @@ static void test_keymgmt(void **state)
         }
         assert_true(named);
     }
-    assert_int_params_equal(key, twin);
+    test_assert_int_params_equal(key, twin);
 
     /* Encoded public key: the same as the twin's; set into a parameters-only key. */
     enclen = EVP_PKEY_get1_encoded_public_key(key, &enc);
