@@ -10,6 +10,8 @@
  * inline than the wake-up it would need), FREECTX (deferred while a
  * request holds the context) and DUPCTX (copies our per-context state).
  * The request owns its output buffer and holds a reference on the context.
+ * TLS1-PRF and HKDF (microseconds) are the default's tables unchanged;
+ * SCRYPT, expensive by design, is offloaded like a derive.
  */
 #include <string.h>
 #include <openssl/crypto.h>
@@ -184,6 +186,8 @@ static size_t kex_intercepts(size_t i, const OSSL_ALGORITHM *a,
     alg->dupctx = FN(OSSL_FUNC_keyexch_dupctx_fn, OSSL_FUNC_KEYEXCH_DUPCTX);
     /* Without a free of its own, a context cannot be kept alive for a worker. */
     if (alg->freectx == NULL || alg->init == NULL || alg->derive == NULL)
+        return 0;
+    if (alg->rule == OFFLOAD_COST_TRIVIAL) /* TLS1-PRF, HKDF: the default's alone */
         return 0;
     ic[n++] = ICP(OSSL_FUNC_KEYEXCH_INIT, kex_init_slot[i]);
     ic[n++] = ICP(OSSL_FUNC_KEYEXCH_DERIVE, kex_derive_slot[i]);

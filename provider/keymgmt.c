@@ -66,6 +66,8 @@ enum offload_cost_rule offload_cost_rule(const char *names)
     static const char *const cheap[] = {"ED25519", "ED25519ph", "ED25519ctx", "X25519",
                                         NULL};
     static const char *const ec[] = {"EC", "ECDSA", "ECDH", NULL};
+    static const char *const trivial[] = {"HMAC",     "SIPHASH", "POLY1305", "CMAC",
+                                          "TLS1-PRF", "HKDF",    NULL};
     size_t i;
 
     for (i = 0; cheap[i] != NULL; i++)
@@ -74,6 +76,9 @@ enum offload_cost_rule offload_cost_rule(const char *names)
     for (i = 0; ec[i] != NULL; i++)
         if (offload_first_name_is(names, ec[i]))
             return OFFLOAD_COST_EC_GROUP;
+    for (i = 0; trivial[i] != NULL; i++)
+        if (offload_first_name_is(names, trivial[i]))
+            return OFFLOAD_COST_TRIVIAL;
     /* The composites of 3.4+: ECDSA-SHA2-256, ECDSA-SHA3-512, ... */
     if (names != NULL && strncasecmp(names, "ECDSA-", 6) == 0)
         return OFFLOAD_COST_EC_GROUP;

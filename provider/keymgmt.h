@@ -14,9 +14,16 @@
 
 /* How the keys an algorithm takes are classed (offload_cost_rule). */
 enum offload_cost_rule {
-    OFFLOAD_COST_DEAR,    /* RSA, DH, DSA, P-384, Ed448, X448, ML-DSA, ...: expensive */
-    OFFLOAD_COST_CHEAP,   /* Ed25519, X25519: every key is cheap */
-    OFFLOAD_COST_EC_GROUP /* EC keys: cheap for P-256 only */
+    OFFLOAD_COST_DEAR,     /* RSA, DH, DSA, P-384, Ed448, X448, ML-DSA, ...: expensive */
+    OFFLOAD_COST_CHEAP,    /* Ed25519, X25519: every key is cheap */
+    OFFLOAD_COST_EC_GROUP, /* EC keys: cheap for P-256 only */
+    /*
+     * MAC signatures (HMAC, SIPHASH, POLY1305, CMAC) and the TLS KDFs
+     * (TLS1-PRF, HKDF): a microsecond or less, on hot paths (libssl 3.0
+     * MACs every TLS 1.2 CBC record with an HMAC EVP_PKEY): never
+     * offloaded, and their steps are not even intercepted.
+     */
+    OFFLOAD_COST_TRIVIAL
 };
 
 /* The rule for the keys of the algorithm whose names are |names| (its first name). */

@@ -21,6 +21,8 @@
  *                   on the context, so a job abandoned while paused leaves
  *                   nothing for the worker to trip on.
  *   SET_CTX_PARAMS  RSA only: its lenient string params are checked first
+ * The MAC signatures (HMAC, SIPHASH, POLY1305, CMAC) get the NEWCTX
+ * intercept alone: a microsecond each, on the TLS record path (keymgmt.h).
  * Everything else (verification, digest updates, params, key types) is
  * the default's function, called by libcrypto directly. Verification
  * stays inline: see README ("Why verify runs inline").
@@ -446,6 +448,8 @@ static size_t sig_intercepts(size_t i, const OSSL_ALGORITHM *a,
     if (alg->newctx == NULL || alg->freectx == NULL)
         return 0;
     ic[n++] = ICP(OSSL_FUNC_SIGNATURE_NEWCTX, sig_newctx_slot[i]);
+    if (alg->rule == OFFLOAD_COST_TRIVIAL) /* a MAC: its steps are the default's */
+        return n;
     ic[n++] = ICP(OSSL_FUNC_SIGNATURE_FREECTX, sig_freectx_slot[i]);
     ic[n++] = ICP(OSSL_FUNC_SIGNATURE_DUPCTX, sig_dupctx_slot[i]);
     ic[n++] = ICP(OSSL_FUNC_SIGNATURE_SIGN_INIT, sig_sign_init_slot[i]);
