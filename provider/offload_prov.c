@@ -461,6 +461,43 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nciph)
                 nkm, nsig, nkex, nciph);
 }
 
+/*
+ * The accelerator registers atexit() and pthread_atfork() handlers, and
+ * ctxstate.c a pthread_atfork() one. glibc drops a module's handlers when
+ * it is dlclose()d; ThreadSanitizer's interceptors do not, and would call
+ * into the unmapped module at exit (a test that never runs a job, so never
+ * pins the module in async.c, crashes there). Under TSan only, keep the
+ * module mapped once loaded.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define OFFLOAD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OFFLOAD_TSAN 1
+#endif
+#endif
+#ifdef OFFLOAD_TSAN
+#include <dlfcn.h>
+static void pin_module(void)
+{
+    Dl_info info;
+
+    if (dladdr((void *)&pin_module, &info) && info.dli_fname != NULL)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD);
+}
+
+static void pin_for_tsan(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, pin_module);
+}
+#else
+static void pin_for_tsan(void)
+{
+}
+#endif
+
 OSSL_provider_init_fn OSSL_provider_init;
 
 /*
@@ -480,6 +517,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             c_get_params = OSSL_FUNC_core_get_params(in);
     if (!read_config(handle, &cfg))
         return 0;
+    pin_for_tsan();
 
     pthread_mutex_lock(&prov_lock);
     if (prov_instances == 0) {
