@@ -9,9 +9,11 @@
 #include "keymgmt.h"
 
 size_t offload_signature_bind(void);
+void offload_signature_unbind(void);
 const OSSL_ALGORITHM *offload_signature_algorithms(void);
 
 size_t offload_keyexch_bind(void);
+void offload_keyexch_unbind(void);
 const OSSL_ALGORITHM *offload_keyexch_algorithms(void);
 
 size_t offload_cipher_bind(void);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Our key objects: the soft engine's key data plus which algorithm made it. */
+/*
+ * Key management: the default provider's, mirrored (mirror.h). Keys are
+ * the default keymgmt's key data, untouched; only generation is ours
+ * (offloaded in a job for the key types whose generation never calls
+ * back), and the cost class of keys is decided here.
+ */
 #ifndef OFFLOAD_KEYMGMT_H
 #define OFFLOAD_KEYMGMT_H
 
@@ -7,28 +12,35 @@
 
 #include "prov.h"
 
-struct offload_keymgmt_alg;
+/* How the keys an algorithm takes are classed (offload_cost_rule). */
+enum offload_cost_rule {
+    OFFLOAD_COST_DEAR,     /* RSA, DH, DSA, P-384, Ed448, X448, ML-DSA, ...: expensive */
+    OFFLOAD_COST_CHEAP,    /* Ed25519, X25519: every key is cheap */
+    OFFLOAD_COST_EC_GROUP, /* EC keys: cheap for P-256 only */
+    /*
+     * MAC signatures (HMAC, SIPHASH, POLY1305, CMAC) and the TLS KDFs
+     * (TLS1-PRF, HKDF): a microsecond or less, on hot paths (libssl 3.0
+     * MACs every TLS 1.2 CBC record with an HMAC EVP_PKEY): never
+     * offloaded, and their steps are not even intercepted.
+     */
+    OFFLOAD_COST_TRIVIAL
+};
 
-typedef struct offload_key {
-    const struct offload_keymgmt_alg *alg;
-    OFFLOAD_PROVCTX *pctx;
-    void *kd;         /* the default keymgmt's key data */
-    _Atomic int cost; /* enum key_cost in keymgmt.c, known once asked */
-} OFFLOAD_KEY;
-
-/* The key algorithm's first name ("RSA", "EC", ...). */
-const char *offload_key_type(const OFFLOAD_KEY *key);
+/* The rule for the keys of the algorithm whose names are |names| (its first name). */
+enum offload_cost_rule offload_cost_rule(const char *names);
 
 /*
- * 1 when operations with |key| cost tens of microseconds (P-256, Ed25519,
- * X25519), 0 for the expensive ones (RSA, P-384, P-521, other curves,
- * Ed448, X448). The request policy (async.c) and the workers' batching
- * treat the two differently.
+ * 1 when operations with key data |kd| (the default keymgmt's) cost tens
+ * of microseconds (P-256, Ed25519, X25519), 0 for the expensive ones. The
+ * request policy (async.c) and the workers' batching treat the two
+ * differently. An EC key's group is read through the default EC keymgmt's
+ * get_params.
  */
-int offload_key_cheap(OFFLOAD_KEY *key);
+int offload_key_cheap(enum offload_cost_rule rule, void *kd);
 
-/* Binds every key type the soft engine offers; returns how many. */
+/* Binds every key type the default provider offers; returns how many. */
 size_t offload_keymgmt_bind(void);
+void offload_keymgmt_unbind(void);
 const OSSL_ALGORITHM *offload_keymgmt_algorithms(void);
 
 #endif

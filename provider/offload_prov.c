@@ -20,6 +20,7 @@
 #include <openssl/provider.h>
 
 #include "accel/accel.h"
+#include "ctxstate.h"
 #include "families.h"
 #include "offload_version.h"
 #include "prov.h"
@@ -32,14 +33,17 @@ static pthread_mutex_t prov_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned prov_instances;
 _Atomic int offload_running;
 
-static OSSL_FUNC_core_new_error_fn *c_new_error;
-static OSSL_FUNC_core_set_error_debug_fn *c_set_error_debug;
-static OSSL_FUNC_core_vset_error_fn *c_vset_error;
 static OSSL_FUNC_core_get_params_fn *c_get_params;
 
 /* ---- errors ---- */
 
-static const OSSL_ITEM reason_strings[] = {
+/*
+ * Our own error library, registered at the first init and unloaded at the
+ * last teardown: errors are raised with the public ERR_* calls, so raising
+ * needs no core handle (our provider context is the default's, and a
+ * worker or a late cleanup may raise after an instance is gone).
+ */
+static ERR_STRING_DATA reason_strings[] = {
     {OFFLOAD_R_SOFT_ENGINE, "cannot load the default provider as soft engine"},
     {OFFLOAD_R_NOT_RUNNING, "offload provider is not running"},
     {OFFLOAD_R_NULL_ARGUMENT, "required argument is NULL"},
@@ -51,15 +55,41 @@ static const OSSL_ITEM reason_strings[] = {
     {OFFLOAD_R_BAD_PARAM, "invalid parameter"},
     {OFFLOAD_R_TAG_MISMATCH, "authentication tag mismatch"},
     {0, NULL}};
+static ERR_STRING_DATA lib_name[] = {{0, OFFLOAD_PROVIDER_NAME}, {0, NULL}};
+static _Atomic int err_lib; /* 0 until registered */
+
+/* Under prov_lock, with no instance alive. */
+static void errors_load(void)
+{
+    static int lib; /* one library number for the life of the process */
+
+    if (lib == 0)
+        lib = ERR_get_next_error_library();
+    ERR_load_strings(lib, reason_strings); /* packs |lib| into each code */
+    lib_name[0].error = ERR_PACK(lib, 0, 0);
+    ERR_load_strings(lib, lib_name);
+    atomic_store(&err_lib, lib);
+}
+
+/* Under prov_lock, when the last instance goes (or the first failed). */
+static void errors_unload(void)
+{
+    int lib = atomic_load(&err_lib);
+
+    if (lib == 0)
+        return;
+    ERR_unload_strings(lib, reason_strings);
+    ERR_unload_strings(lib, lib_name);
+}
 
 static const char *reason_text(int reason)
 {
-    const OSSL_ITEM *it;
+    const ERR_STRING_DATA *it;
     const char *t;
 
-    for (it = reason_strings; it->ptr != NULL; it++)
-        if ((int)it->id == reason)
-            return it->ptr;
+    for (it = reason_strings; it->string != NULL; it++)
+        if ((int)ERR_GET_REASON(it->error) == reason)
+            return it->string;
     t = ERR_reason_error_string((unsigned long)reason); /* a packed ERR_LIB_PROV code */
     return t != NULL ? t : "unknown reason";
 }
@@ -78,22 +108,26 @@ static __attribute__((cold, noinline)) void log_raise(const char *file, int line
                 text, base != NULL ? base + 1 : file, line, func);
 }
 
-void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
-                   const char *func, int reason, const char *fmt, ...)
+void offload_raise(const void *pctx, const char *file, int line, const char *func,
+                   int reason, const char *fmt, ...)
 {
+    int lib = ERR_GET_LIB((unsigned long)reason);
     va_list ap;
 
+    (void)pctx;
     if (offload_log_enabled()) {
         va_start(ap, fmt);
         log_raise(file, line, func, reason, fmt, ap);
         va_end(ap);
     }
-    if (pctx == NULL || c_new_error == NULL)
-        return;
+    if (lib != 0) /* another library's packed code */
+        reason = ERR_GET_REASON((unsigned long)reason);
+    else
+        lib = atomic_load_explicit(&err_lib, memory_order_relaxed);
+    ERR_new();
+    ERR_set_debug(file, line, func);
     va_start(ap, fmt);
-    c_new_error(pctx->handle);
-    c_set_error_debug(pctx->handle, file, line, func);
-    c_vset_error(pctx->handle, (uint32_t)reason, fmt, ap);
+    ERR_vset_error(lib, reason, fmt, ap);
     va_end(ap);
 }
 
@@ -105,9 +139,8 @@ void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
  * "invalid config data" reason; and since OpenSSL drops the errors of a
  * provider that fails to activate from openssl.cnf, it also goes to stderr.
  */
-static void config_error(OFFLOAD_PROVCTX *pctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void config_error(OFFLOAD_PROVCTX *pctx, const char *fmt, ...)
+static void config_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void config_error(const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -116,12 +149,12 @@ static void config_error(OFFLOAD_PROVCTX *pctx, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fprintf(stderr, "offload: bad configuration: %s\n", msg);
-    OFFLOAD_RAISE(pctx, (int)ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), "%s",
+    OFFLOAD_RAISE(NULL, (int)ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), "%s",
                   msg);
 }
 
-static int parse_uint(OFFLOAD_PROVCTX *pctx, const char *key, const char *val,
-                      unsigned long lo, unsigned long hi, unsigned long *out)
+static int parse_uint(const char *key, const char *val, unsigned long lo,
+                      unsigned long hi, unsigned long *out)
 {
     char *end;
     unsigned long v;
@@ -130,8 +163,8 @@ static int parse_uint(OFFLOAD_PROVCTX *pctx, const char *key, const char *val,
     v = val[0] == '-' ? 0 : strtoul(val, &end, 10);
     if (val[0] == '-' || val[0] == '\0' || errno != 0 || *end != '\0' || v < lo ||
         v > hi) {
-        config_error(pctx, "%s = \"%s\": expected an integer from %lu to %lu", key, val,
-                     lo, hi);
+        config_error("%s = \"%s\": expected an integer from %lu to %lu", key, val, lo,
+                     hi);
         return 0;
     }
     *out = v;
@@ -139,7 +172,7 @@ static int parse_uint(OFFLOAD_PROVCTX *pctx, const char *key, const char *val,
 }
 
 /* "all", "none", or a comma list of family names. */
-static int parse_families(OFFLOAD_PROVCTX *pctx, const char *val, unsigned *out)
+static int parse_families(const char *val, unsigned *out)
 {
     char buf[128], *tok, *save = NULL;
     unsigned mask = 0;
@@ -168,8 +201,7 @@ static int parse_families(OFFLOAD_PROVCTX *pctx, const char *val, unsigned *out)
     *out = mask;
     return 1;
 bad:
-    config_error(pctx,
-                 "offload = \"%s\": expected all, none or a comma list of signature, "
+    config_error("offload = \"%s\": expected all, none or a comma list of signature, "
                  "keyexch, cipher, keygen",
                  val);
     return 0;
@@ -224,7 +256,7 @@ out:
     OPENSSL_free(file);
 }
 
-static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
+static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cfg)
 {
     const char *workers = NULL, *depth = NULL, *inl = NULL, *busy = NULL, *fam = NULL,
                *spin = NULL, *debug = NULL, *stats = NULL, *provname = NULL, *env;
@@ -249,39 +281,39 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
     cfg->spin_us = 200;
     cfg->families = (1u << OFFLOAD_FAM_COUNT) - 1;
     cfg->debug = 0;
-    if (c_get_params != NULL && !c_get_params(pctx->handle, params))
+    if (c_get_params != NULL && !c_get_params(handle, params))
         return 0;
     if (provname != NULL)
         report_unknown_keys(provname);
     if (workers != NULL) {
-        if (!parse_uint(pctx, OFFLOAD_CONF_WORKERS, workers, 1, 256, &v))
+        if (!parse_uint(OFFLOAD_CONF_WORKERS, workers, 1, 256, &v))
             return 0;
         cfg->workers = (unsigned)v;
     }
     if (depth != NULL) {
-        if (!parse_uint(pctx, OFFLOAD_CONF_QUEUE_DEPTH, depth, 1, 1u << 20, &v))
+        if (!parse_uint(OFFLOAD_CONF_QUEUE_DEPTH, depth, 1, 1u << 20, &v))
             return 0;
         cfg->queue_depth = (unsigned)v;
     }
     if (inl != NULL) {
-        if (!parse_uint(pctx, OFFLOAD_CONF_INLINE_BELOW, inl, 0, 1u << 20, &v))
+        if (!parse_uint(OFFLOAD_CONF_INLINE_BELOW, inl, 0, 1u << 20, &v))
             return 0;
         cfg->inline_below = v;
     }
     if (busy != NULL) {
-        if (!parse_uint(pctx, OFFLOAD_CONF_BUSY_INLINE, busy, 0, 1u << 20, &v))
+        if (!parse_uint(OFFLOAD_CONF_BUSY_INLINE, busy, 0, 1u << 20, &v))
             return 0;
         cfg->busy_inline = (unsigned)v;
     }
     if (spin != NULL) {
-        if (!parse_uint(pctx, OFFLOAD_CONF_SPIN_US, spin, 0, 10000, &v))
+        if (!parse_uint(OFFLOAD_CONF_SPIN_US, spin, 0, 10000, &v))
             return 0;
         cfg->spin_us = (unsigned)v;
     }
-    if (fam != NULL && !parse_families(pctx, fam, &cfg->families))
+    if (fam != NULL && !parse_families(fam, &cfg->families))
         return 0;
     if (debug != NULL) {
-        if (!parse_uint(pctx, OFFLOAD_CONF_DEBUG, debug, 0, 1, &v))
+        if (!parse_uint(OFFLOAD_CONF_DEBUG, debug, 0, 1, &v))
             return 0;
         cfg->debug = (int)v;
     }
@@ -291,7 +323,7 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
         stats = env;
     if (stats != NULL) {
         if (stats[0] != '/' || strlen(stats) >= sizeof(cfg->stats_file)) {
-            config_error(pctx, "stats_file = \"%s\": expected an absolute path", stats);
+            config_error("stats_file = \"%s\": expected an absolute path", stats);
             return 0;
         }
         strcpy(cfg->stats_file, stats);
@@ -307,7 +339,6 @@ static int read_config(OFFLOAD_PROVCTX *pctx, struct offload_config *cfg)
 static OSSL_FUNC_provider_gettable_params_fn offload_gettable_params;
 static OSSL_FUNC_provider_get_params_fn offload_get_params;
 static OSSL_FUNC_provider_query_operation_fn offload_query_operation;
-static OSSL_FUNC_provider_get_reason_strings_fn offload_get_reason_strings;
 static OSSL_FUNC_provider_teardown_fn offload_teardown;
 
 static const OSSL_PARAM *offload_gettable_params(void *provctx)
@@ -360,16 +391,10 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
     return NULL;
 }
 
-static const OSSL_ITEM *offload_get_reason_strings(void *provctx)
-{
-    (void)provctx;
-    return reason_strings;
-}
-
+/* |provctx| is the default's (soft.h): every instance shares it, and it is not ours. */
 static void offload_teardown(void *provctx)
 {
-    OFFLOAD_PROVCTX *pctx = provctx;
-
+    (void)provctx;
     pthread_mutex_lock(&prov_lock);
     if (offload_log_enabled())
         offload_stats_log();
@@ -378,14 +403,19 @@ static void offload_teardown(void *provctx)
         offload_stats_file_stop();
         offload_accel_release();
         atomic_store(&offload_running, 0);
+        if (offload_ctxstate_count() > 0)
+            OFFLOAD_DEBUG("%zu contexts still known at unload", offload_ctxstate_count());
+        offload_keymgmt_unbind();
+        offload_signature_unbind();
+        offload_keyexch_unbind();
         offload_soft_release();
+        errors_unload();
         OFFLOAD_DEBUG("unloaded");
     } else {
         offload_accel_release();
         offload_soft_release();
     }
     pthread_mutex_unlock(&prov_lock);
-    free(pctx);
 }
 
 /*
@@ -407,7 +437,6 @@ static const OSSL_DISPATCH offload_dispatch[] = {
     {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))offload_gettable_params},
     {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))offload_get_params},
     {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))offload_query_operation},
-    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))offload_get_reason_strings},
     {0, NULL}};
 
 /* The log's lines at load: every key's effective value, and what was bound. */
@@ -432,52 +461,78 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nciph)
                 nkm, nsig, nkex, nciph);
 }
 
+/*
+ * The accelerator registers atexit() and pthread_atfork() handlers, and
+ * ctxstate.c a pthread_atfork() one. glibc drops a module's handlers when
+ * it is dlclose()d; ThreadSanitizer's interceptors do not, and would call
+ * into the unmapped module at exit (a test that never runs a job, so never
+ * pins the module in async.c, crashes there). Under TSan only, keep the
+ * module mapped once loaded.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define OFFLOAD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OFFLOAD_TSAN 1
+#endif
+#endif
+#ifdef OFFLOAD_TSAN
+#include <dlfcn.h>
+static void pin_module(void)
+{
+    Dl_info info;
+
+    if (dladdr((void *)&pin_module, &info) && info.dli_fname != NULL)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD);
+}
+
+static void pin_for_tsan(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, pin_module);
+}
+#else
+static void pin_for_tsan(void)
+{
+}
+#endif
+
 OSSL_provider_init_fn OSSL_provider_init;
 
+/*
+ * Our provider context is the default provider's, from our private
+ * library context (soft.h): every function of the default's that our
+ * tables forward receives the context it expects. Nothing of ours reads
+ * it: the accelerator and the configuration are process-wide, and errors
+ * go through our own error library.
+ */
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx)
 {
-    OFFLOAD_PROVCTX *pctx;
     struct offload_config cfg;
 
-    for (; in->function_id != 0; in++) {
-        switch (in->function_id) {
-        case OSSL_FUNC_CORE_NEW_ERROR:
-            c_new_error = OSSL_FUNC_core_new_error(in);
-            break;
-        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
-            c_set_error_debug = OSSL_FUNC_core_set_error_debug(in);
-            break;
-        case OSSL_FUNC_CORE_VSET_ERROR:
-            c_vset_error = OSSL_FUNC_core_vset_error(in);
-            break;
-        case OSSL_FUNC_CORE_GET_PARAMS:
+    for (; in->function_id != 0; in++)
+        if (in->function_id == OSSL_FUNC_CORE_GET_PARAMS)
             c_get_params = OSSL_FUNC_core_get_params(in);
-            break;
-        }
-    }
-    pctx = calloc(1, sizeof(*pctx));
-    if (pctx == NULL)
+    if (!read_config(handle, &cfg))
         return 0;
-    pctx->handle = handle;
-    if (!read_config(pctx, &cfg))
-        goto err;
+    pin_for_tsan();
 
     pthread_mutex_lock(&prov_lock);
     if (prov_instances == 0) {
         /* The first instance's configuration rules the process-wide accelerator. */
         offload_conf = cfg;
         offload_log_init(cfg.debug);
+        errors_load();
     }
     if (!offload_soft_acquire()) {
-        pthread_mutex_unlock(&prov_lock);
-        OFFLOAD_RAISE(pctx, OFFLOAD_R_SOFT_ENGINE, NULL);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_SOFT_ENGINE, NULL);
         goto err;
     }
     if (!offload_accel_acquire()) {
         offload_soft_release();
-        pthread_mutex_unlock(&prov_lock);
-        OFFLOAD_RAISE(pctx, OFFLOAD_R_ALLOC, "queue of %u requests",
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "queue of %u requests",
                       offload_conf.queue_depth);
         goto err;
     }
@@ -499,9 +554,12 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     }
     pthread_mutex_unlock(&prov_lock);
     *out = offload_dispatch;
-    *provctx = pctx;
+    *provctx = offload_soft_provctx();
     return 1;
 err:
-    free(pctx);
+    /* The module may be unmapped after a failed init: no strings of ours stay behind. */
+    if (prov_instances == 0)
+        errors_unload();
+    pthread_mutex_unlock(&prov_lock);
     return 0;
 }

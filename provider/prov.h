@@ -16,12 +16,12 @@
 #include "log.h"
 #include "offload.h"
 
-struct offload_soft;
-
-typedef struct offload_provctx {
-    const OSSL_CORE_HANDLE *handle;
-    struct offload_soft *soft; /* the soft engine (shared, refcounted) */
-} OFFLOAD_PROVCTX;
+/*
+ * Our provider context is the default provider's (soft.h): every function
+ * of its that we forward gets the context it understands. Nothing of ours
+ * reads it; the name stays for the cipher family, which keeps it.
+ */
+typedef struct offload_provctx OFFLOAD_PROVCTX;
 
 /* Reason codes, strings in offload_prov.c. */
 enum {
@@ -37,8 +37,14 @@ enum {
     OFFLOAD_R_TAG_MISMATCH,
 };
 
-void offload_raise(const OFFLOAD_PROVCTX *pctx, const char *file, int line,
-                   const char *func, int reason, const char *fmt, ...);
+/*
+ * Raises |reason| (one of ours, or a packed ERR_PACK code of another
+ * library) on the calling thread's error queue, through our own error
+ * library ("offload", registered at the first init): no core handle is
+ * involved, so it works wherever we run. |pctx| is ignored (may be NULL).
+ */
+void offload_raise(const void *pctx, const char *file, int line, const char *func,
+                   int reason, const char *fmt, ...);
 #define OFFLOAD_RAISE(pctx, reason, ...)                                                 \
     offload_raise((pctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
 

@@ -64,6 +64,14 @@ OSSL_PROVIDER *offload_soft_prov(void)
     return S.prov;
 }
 
+const OSSL_ALGORITHM *offload_soft_query(int operation_id)
+{
+    int no_cache = 0;
+
+    return S.prov != NULL ? OSSL_PROVIDER_query_operation(S.prov, operation_id, &no_cache)
+                          : NULL;
+}
+
 /* 1 when the first name of the ':'-separated |names| is |name|. */
 static int first_name_is(const char *names, const char *name)
 {

@@ -27,6 +27,9 @@ OSSL_PROVIDER *offload_soft_prov(void);
 const OSSL_DISPATCH *offload_soft_find(int operation_id, const char *name,
                                        const char **names);
 
+/* The default provider's algorithms of |operation_id| (its own table). */
+const OSSL_ALGORITHM *offload_soft_query(int operation_id);
+
 /* The function |id| of |d|, or NULL. */
 static inline void (*offload_soft_fn(const OSSL_DISPATCH *d, int id))(void)
 {

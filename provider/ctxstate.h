@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What we keep per operation context (or key generation context) of the
+ * default provider's: those are opaque to us and handed to us as they
+ * are, so our state lives beside them, in a table keyed by the context's
+ * address. An entry is made when an init of ours sees the context, and
+ * removed when its free (freectx, gen_cleanup) comes through us.
+ *
+ * The entry also keeps the context alive while requests use it: one
+ * reference for the context itself (dropped by its free), one per
+ * request in flight. The default's free runs when the last one goes, so
+ * the worker of an abandoned job never touches a freed context.
+ *
+ * Lookups take a mutex: only init, expensive steps and frees come here.
+ */
+#ifndef OFFLOAD_CTXSTATE_H
+#define OFFLOAD_CTXSTATE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* The default's free function of a context. */
+typedef void offload_ctx_free_fn(void *ctx);
+
+struct offload_ctxstate {
+    struct offload_ctxstate *next; /* the table's chain */
+    void *ctx;                     /* the default's context (the table's key) */
+    offload_ctx_free_fn *free_ctx; /* its free: called with the last reference */
+    _Atomic unsigned refs;         /* 1 while the context lives, + 1 per request */
+    _Atomic int freed;             /* its free came through us: gone for the caller */
+    /* The families' per-context state. */
+    int cheap;     /* the key set at init is cheap (keymgmt.h) */
+    size_t maxsig; /* signature size for the key set at init; 0: ask the default */
+};
+
+/*
+ * The entry of |ctx|, made (with |free_ctx|, nothing cheap, no size known)
+ * when there is none; NULL only when out of memory. The pointer stays
+ * valid until |ctx| is freed through offload_ctxstate_free.
+ */
+struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *free_ctx);
+/* The entry of |ctx|, or NULL. */
+struct offload_ctxstate *offload_ctxstate_find(void *ctx);
+
+/* A request takes a reference on |s| (and so on its context). */
+void offload_ctxstate_hold(struct offload_ctxstate *s);
+/* Drops one; the last runs the default's free of the context. */
+void offload_ctxstate_release(struct offload_ctxstate *s);
+
+/*
+ * The free of |ctx| came through us: its entry leaves the table and drops
+ * the context's own reference; without an entry, |free_ctx| runs at once.
+ */
+void offload_ctxstate_free(void *ctx, offload_ctx_free_fn *free_ctx);
+
+/* Entries in the table (tests, teardown's log). */
+size_t offload_ctxstate_count(void);
+
+#endif
