@@ -96,12 +96,27 @@ static struct offload_waiter *waiter_for(ASYNC_WAIT_CTX *wctx, int *created)
  */
 static _Thread_local __attribute__((tls_model("initial-exec"))) const void *last_wctx;
 
+/* The policy's settings (offload_async_configure). */
+static struct {
+    unsigned families, busy_inline, workers;
+} policy = {(1u << OFFLOAD_FAM_COUNT) - 1, 1, 1};
+size_t offload_async_inline_below_ = 8192;
+
+void offload_async_configure(unsigned families, unsigned busy_inline, unsigned workers,
+                             size_t inline_below)
+{
+    policy.families = families;
+    policy.busy_inline = busy_inline;
+    policy.workers = workers;
+    offload_async_inline_below_ = inline_below;
+}
+
 enum offload_path offload_async_path(enum offload_family f, int cheap)
 {
     ASYNC_JOB *job;
     const void *w;
 
-    if (!offload_family_enabled(f))
+    if (!((policy.families >> f) & 1u))
         return OFFLOAD_PATH_FAMILY_OFF;
     if ((job = ASYNC_get_current_job()) == NULL)
         return OFFLOAD_PATH_NO_JOB;
@@ -120,8 +135,8 @@ enum offload_path offload_async_path(enum offload_family f, int cheap)
      * AES-GCM records at 8 jobs gain 1.47x at 1, 1.41x at 2, and lose at 4
      * (0.65x: eight jobs never queue that deep, so the loop never helps).
      */
-    if (offload_conf.busy_inline > 0 &&
-        offload_accel_queued() >= offload_conf.busy_inline * offload_conf.workers)
+    if (policy.busy_inline > 0 &&
+        offload_accel_queued() >= policy.busy_inline * policy.workers)
         return OFFLOAD_PATH_BUSY;
     /*
      * A cheap operation also loses to the cost of waking the event loop

@@ -48,6 +48,23 @@ enum offload_path {
  */
 enum offload_path offload_async_path(enum offload_family f, int cheap);
 
+/*
+ * The policy's settings, handed over by the provider core at the first
+ * init (and by unit tests): the families that may be offloaded (a bit per
+ * enum offload_family), the busy_inline mark per worker and the number of
+ * workers it multiplies, and the cipher bytes under which updates stay
+ * inline.
+ */
+void offload_async_configure(unsigned families, unsigned busy_inline, unsigned workers,
+                             size_t inline_below);
+
+/* Set only by offload_async_configure; read on every cipher record. */
+extern size_t offload_async_inline_below_;
+static inline size_t offload_async_inline_below(void)
+{
+    return offload_async_inline_below_;
+}
+
 /* 1 when offload_async_path() says offload (unit tests ask this way). */
 static inline int offload_async_wanted(enum offload_family f, int cheap)
 {

@@ -252,7 +252,7 @@ static __attribute__((cold, noinline)) void ciph_small_failed(CIPH_CTX *ctx, int
 static inline int big_update(const unsigned char *out, const unsigned char *in,
                              size_t inl)
 {
-    return inl >= offload_conf.inline_below && inl > 0 && out != NULL && in != NULL;
+    return inl >= offload_async_inline_below() && inl > 0 && out != NULL && in != NULL;
 }
 
 static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,

@@ -5,14 +5,11 @@
  * accel/ (workers, queue, wake), async.c (the ASYNC_* glue), soft.c
  * (the default provider underneath) and one file per operation family.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
-#include <openssl/conf.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
@@ -20,13 +17,13 @@
 #include <openssl/provider.h>
 
 #include "accel/accel.h"
+#include "async.h"
+#include "config.h"
 #include "ctxstate.h"
 #include "families.h"
 #include "offload_version.h"
 #include "prov.h"
 #include "soft.h"
-
-struct offload_config offload_conf;
 
 /* Instances alive (one per library context that loaded us). */
 static pthread_mutex_t prov_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -131,207 +128,67 @@ void offload_raise(const void *pctx, const char *file, int line, const char *fun
     va_end(ap);
 }
 
-/* ---- configuration ---- */
+/* ---- configuration (parsed by config.c) ---- */
+
+/* The configuration the process runs with: the first instance's. */
+static struct offload_config active;
 
 /*
- * A bad value makes init fail. Our reason strings are registered only
- * after a successful init, so the error carries the default provider's
- * "invalid config data" reason; and since OpenSSL drops the errors of a
- * provider that fails to activate from openssl.cnf, it also goes to stderr.
+ * A bad value makes init fail with a message naming the key and the value.
+ * Our reason strings are registered only after a successful init, so the
+ * error carries the default provider's "invalid config data" reason; and
+ * since OpenSSL drops the errors of a provider that fails to activate from
+ * openssl.cnf, it also goes to stderr.
  */
-static void config_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void config_error(const char *fmt, ...)
+static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cfg)
 {
-    char msg[256];
-    va_list ap;
+    struct offload_config_text t = {0};
+    const char *provname = NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&t.workers, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&t.queue_depth, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_INLINE_BELOW, (char **)&t.inline_below, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_BUSY_INLINE, (char **)&t.busy_inline, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&t.offload, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&t.spin_us, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&t.debug, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&t.stats_file, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_CORE_PROV_NAME, (char **)&provname, 0),
+        OSSL_PARAM_END};
+    char err[256];
 
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "offload: bad configuration: %s\n", msg);
-    OFFLOAD_RAISE(NULL, (int)ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), "%s",
-                  msg);
-}
-
-static int parse_uint(const char *key, const char *val, unsigned long lo,
-                      unsigned long hi, unsigned long *out)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = val[0] == '-' ? 0 : strtoul(val, &end, 10);
-    if (val[0] == '-' || val[0] == '\0' || errno != 0 || *end != '\0' || v < lo ||
-        v > hi) {
-        config_error("%s = \"%s\": expected an integer from %lu to %lu", key, val, lo,
-                     hi);
+    if (c_get_params != NULL && !c_get_params(handle, params))
         return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-/* "all", "none", or a comma list of family names. */
-static int parse_families(const char *val, unsigned *out)
-{
-    char buf[128], *tok, *save = NULL;
-    unsigned mask = 0;
-    int f;
-
-    if (strcasecmp(val, "all") == 0) {
-        *out = (1u << OFFLOAD_FAM_COUNT) - 1;
+    if (provname != NULL)
+        offload_config_report_unknown(provname);
+    if (offload_config_parse(&t, cfg, err, sizeof(err)))
         return 1;
-    }
-    if (strcasecmp(val, "none") == 0) {
-        *out = 0;
-        return 1;
-    }
-    if (strlen(val) >= sizeof(buf))
-        goto bad;
-    strcpy(buf, val);
-    for (tok = strtok_r(buf, ", ", &save); tok != NULL;
-         tok = strtok_r(NULL, ", ", &save)) {
-        for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
-            if (strcasecmp(tok, offload_family_names[f]) == 0)
-                break;
-        if (f == OFFLOAD_FAM_COUNT)
-            goto bad;
-        mask |= 1u << f;
-    }
-    *out = mask;
-    return 1;
-bad:
-    config_error("offload = \"%s\": expected all, none or a comma list of signature, "
-                 "keyexch, cipher, keygen",
-                 val);
+    fprintf(stderr, "offload: bad configuration: %s\n", err);
+    OFFLOAD_RAISE(NULL, (int)ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), "%s",
+                  err);
     return 0;
 }
 
 /*
- * Keys nobody reads are most likely typos. The core gives a provider only
- * the keys it asks for, so look at the section ourselves when the default
- * config file (OPENSSL_CONF) is the one that names us, and report the
- * others on stderr. Best effort: nothing fails because of it.
+ * The accelerator is one per process, whatever the number of library
+ * contexts that load us: a later instance shares it as the first one
+ * configured it. When its own section asks for something else, say so
+ * (stderr, and the log) instead of ignoring it silently.
  */
-static void report_unknown_keys(const char *provname)
+static void report_not_applied(const struct offload_config *cfg)
 {
-    static const char *const known[] = {"module",
-                                        "activate",
-                                        "identity",
-                                        "soft_load",
-                                        OFFLOAD_CONF_WORKERS,
-                                        OFFLOAD_CONF_QUEUE_DEPTH,
-                                        OFFLOAD_CONF_INLINE_BELOW,
-                                        OFFLOAD_CONF_BUSY_INLINE,
-                                        OFFLOAD_CONF_OFFLOAD,
-                                        OFFLOAD_CONF_SPIN_US,
-                                        OFFLOAD_CONF_DEBUG,
-                                        OFFLOAD_CONF_STATS_FILE,
-                                        NULL};
-    char *file = CONF_get1_default_config_file();
-    CONF *conf = NCONF_new(NULL);
-    const char *init, *provs, *ours;
-    STACK_OF(CONF_VALUE) * sect;
-    int i, k;
+    char keys[160], now[256];
 
-    if (file == NULL || conf == NULL || NCONF_load(conf, file, NULL) <= 0)
-        goto out;
-    if ((init = NCONF_get_string(conf, NULL, "openssl_conf")) == NULL ||
-        (provs = NCONF_get_string(conf, init, "providers")) == NULL ||
-        (ours = NCONF_get_string(conf, provs, provname)) == NULL ||
-        (sect = NCONF_get_section(conf, ours)) == NULL)
-        goto out;
-    for (i = 0; i < sk_CONF_VALUE_num(sect); i++) {
-        const char *name = sk_CONF_VALUE_value(sect, i)->name;
-
-        for (k = 0; known[k] != NULL && strcmp(name, known[k]) != 0; k++)
-            ;
-        if (known[k] == NULL)
-            fprintf(stderr, "offload: unknown configuration key \"%s\" in [%s] of %s\n",
-                    name, ours, file);
-    }
-out:
-    ERR_clear_error(); /* a missing or odd file is not our error */
-    NCONF_free(conf);
-    OPENSSL_free(file);
-}
-
-static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cfg)
-{
-    const char *workers = NULL, *depth = NULL, *inl = NULL, *busy = NULL, *fam = NULL,
-               *spin = NULL, *debug = NULL, *stats = NULL, *provname = NULL, *env;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&workers, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&depth, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_INLINE_BELOW, (char **)&inl, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_BUSY_INLINE, (char **)&busy, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&fam, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&spin, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&debug, 0),
-        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&stats, 0),
-        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_CORE_PROV_NAME, (char **)&provname, 0),
-        OSSL_PARAM_END};
-    unsigned long v;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-
-    cfg->workers = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
-    cfg->queue_depth = 1024;
-    cfg->inline_below = 8192;
-    cfg->busy_inline = 1;
-    cfg->spin_us = 200;
-    cfg->families = (1u << OFFLOAD_FAM_COUNT) - 1;
-    cfg->debug = 0;
-    if (c_get_params != NULL && !c_get_params(handle, params))
-        return 0;
-    if (provname != NULL)
-        report_unknown_keys(provname);
-    if (workers != NULL) {
-        if (!parse_uint(OFFLOAD_CONF_WORKERS, workers, 1, 256, &v))
-            return 0;
-        cfg->workers = (unsigned)v;
-    }
-    if (depth != NULL) {
-        if (!parse_uint(OFFLOAD_CONF_QUEUE_DEPTH, depth, 1, 1u << 20, &v))
-            return 0;
-        cfg->queue_depth = (unsigned)v;
-    }
-    if (inl != NULL) {
-        if (!parse_uint(OFFLOAD_CONF_INLINE_BELOW, inl, 0, 1u << 20, &v))
-            return 0;
-        cfg->inline_below = v;
-    }
-    if (busy != NULL) {
-        if (!parse_uint(OFFLOAD_CONF_BUSY_INLINE, busy, 0, 1u << 20, &v))
-            return 0;
-        cfg->busy_inline = (unsigned)v;
-    }
-    if (spin != NULL) {
-        if (!parse_uint(OFFLOAD_CONF_SPIN_US, spin, 0, 10000, &v))
-            return 0;
-        cfg->spin_us = (unsigned)v;
-    }
-    if (fam != NULL && !parse_families(fam, &cfg->families))
-        return 0;
-    if (debug != NULL) {
-        if (!parse_uint(OFFLOAD_CONF_DEBUG, debug, 0, 1, &v))
-            return 0;
-        cfg->debug = (int)v;
-    }
-    cfg->stats_file[0] = '\0';
-    env = getenv(OFFLOAD_ENV_STATS_FILE);
-    if (env != NULL && env[0] != '\0')
-        stats = env;
-    if (stats != NULL) {
-        if (stats[0] != '/' || strlen(stats) >= sizeof(cfg->stats_file)) {
-            config_error("stats_file = \"%s\": expected an absolute path", stats);
-            return 0;
-        }
-        strcpy(cfg->stats_file, stats);
-    }
-    env = getenv(OFFLOAD_ENV_DEBUG);
-    if (env != NULL && strcmp(env, "1") == 0)
-        cfg->debug = 1;
-    return 1;
+    if (offload_config_diff(cfg, &active, keys, sizeof(keys)) == 0)
+        return;
+    offload_config_format(&active, now, sizeof(now));
+    fprintf(stderr,
+            "offload: this instance's %s not applied: one accelerator serves the whole "
+            "process, configured by the first instance (%s)\n",
+            keys, now);
+    OFFLOAD_DEBUG("instance %u: %s not applied (the first instance's configuration "
+                  "stays)",
+                  prov_instances + 1, keys);
 }
 
 /* ---- provider params: identity, then the counters (stats.c) ---- */
@@ -442,21 +299,12 @@ static const OSSL_DISPATCH offload_dispatch[] = {
 /* The log's lines at load: every key's effective value, and what was bound. */
 static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nciph)
 {
-    char fams[64] = "";
-    size_t n = 0;
-    int f;
+    char line[256];
 
-    for (f = 0; f < OFFLOAD_FAM_COUNT; f++)
-        if (offload_family_enabled(f) && n < sizeof(fams))
-            n += (size_t)snprintf(fams + n, sizeof(fams) - n, "%s%s", n > 0 ? "," : "",
-                                  offload_family_names[f]);
-    offload_log("loaded %s: workers=%u queue_depth=%u inline_below=%zu busy_inline=%u "
-                "spin_us=%u offload=%s debug=%d",
-                OFFLOAD_VERSION, offload_conf.workers, offload_conf.queue_depth,
-                offload_conf.inline_below, offload_conf.busy_inline, offload_conf.spin_us,
-                n > 0 ? fams : "none", offload_conf.debug);
+    offload_config_format(&active, line, sizeof(line));
+    offload_log("loaded %s: %s", OFFLOAD_VERSION, line);
     offload_log("stats_file=%s",
-                offload_conf.stats_file[0] != '\0' ? offload_conf.stats_file : "(none)");
+                active.stats_file[0] != '\0' ? active.stats_file : "(none)");
     offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu ciphers",
                 nkm, nsig, nkex, nciph);
 }
@@ -522,18 +370,22 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     pthread_mutex_lock(&prov_lock);
     if (prov_instances == 0) {
         /* The first instance's configuration rules the process-wide accelerator. */
-        offload_conf = cfg;
+        active = cfg;
         offload_log_init(cfg.debug);
+        offload_async_configure(cfg.families, cfg.busy_inline, cfg.workers,
+                                cfg.inline_below);
         errors_load();
+    } else {
+        report_not_applied(&cfg);
     }
     if (!offload_soft_acquire()) {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_SOFT_ENGINE, NULL);
         goto err;
     }
-    if (!offload_accel_acquire()) {
+    if (!offload_accel_acquire(&(struct offload_accel_config){
+            active.workers, active.queue_depth, active.spin_us})) {
         offload_soft_release();
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "queue of %u requests",
-                      offload_conf.queue_depth);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "queue of %u requests", active.queue_depth);
         goto err;
     }
     if (prov_instances++ == 0) {
@@ -543,13 +395,12 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         size_t nciph = offload_cipher_bind();
 
         atomic_store(&offload_running, 1);
-        if (offload_conf.stats_file[0] != '\0')
-            offload_stats_file_start(offload_conf.stats_file);
+        if (active.stats_file[0] != '\0')
+            offload_stats_file_start(active.stats_file);
         if (offload_log_enabled())
             log_config(nkm, nsig, nkex, nciph);
     } else {
-        OFFLOAD_DEBUG("loaded again (instance %u): the first instance's configuration "
-                      "stays",
+        OFFLOAD_DEBUG("loaded again (instance %u): it shares the accelerator",
                       prov_instances);
     }
     pthread_mutex_unlock(&prov_lock);

@@ -63,6 +63,7 @@ enum offload_family {
     OFFLOAD_FAM_KEYGEN,
     OFFLOAD_FAM_COUNT
 };
+_Static_assert(OFFLOAD_FAM_COUNT == 4, "config.c names the families in this order");
 extern const char *const offload_family_names[OFFLOAD_FAM_COUNT];
 
 enum offload_stat {
@@ -98,24 +99,6 @@ static inline void offload_count_inline(enum offload_family f)
 
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-}
-
-/* Settings from openssl.cnf, read at init. */
-struct offload_config {
-    unsigned workers;
-    unsigned queue_depth;
-    size_t inline_below;
-    unsigned busy_inline; /* per worker; 0: off */
-    unsigned spin_us;
-    unsigned families; /* bit per enum offload_family: offload allowed */
-    int debug;
-    char stats_file[256]; /* "" or where stats.c rewrites the counters */
-};
-extern struct offload_config offload_conf;
-
-static inline int offload_family_enabled(enum offload_family f)
-{
-    return (offload_conf.families >> f) & 1u;
 }
 
 /* Counters as provider params, and the stats file (stats.c). */

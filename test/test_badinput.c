@@ -659,6 +659,56 @@ static void test_wrong_digest_length(void **state)
     EVP_PKEY_CTX_free(pctx);
 }
 
+/*
+ * A second instance (another library context) shares the process's one
+ * accelerator. When its section asks for other values, it loads, and
+ * says on stderr which keys are not applied; with the same values it
+ * says nothing.
+ */
+static char *second_instance_stderr(const char *lines)
+{
+    char path[] = "/tmp/offload-badinput-XXXXXX", out[] = "/tmp/offload-stderr-XXXXXX";
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+    int fd = mkstemp(out), saved = dup(STDERR_FILENO);
+    char *text = calloc(1, 4096);
+    ssize_t n;
+
+    assert_non_null(ctx);
+    assert_non_null(text);
+    assert_true(fd >= 0 && saved >= 0);
+    write_config(path, lines, 1);
+    fflush(stderr);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    assert_int_equal(OSSL_LIB_CTX_load_config(ctx, path), 1);
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    unlink(path);
+    assert_true(OSSL_PROVIDER_available(ctx, OFFLOAD_PROVIDER_NAME));
+    n = pread(fd, text, 4095, 0);
+    assert_true(n >= 0);
+    close(fd);
+    unlink(out);
+    OSSL_LIB_CTX_free(ctx);
+    print_message("  second instance with \"%s\": stderr \"%s\"\n", lines, text);
+    return text;
+}
+
+static void test_second_instance_config(void **state)
+{
+    char *text;
+
+    (void)state;
+    text = second_instance_stderr("queue_depth = 3\nbusy_inline = 3\n");
+    assert_non_null(strstr(text, "queue_depth, busy_inline not applied"));
+    assert_non_null(strstr(text, "configured by the first instance (workers="));
+    free(text);
+    text = second_instance_stderr("");
+    assert_null(strstr(text, "not applied"));
+    free(text);
+    ERR_clear_error();
+}
+
 /* ---- setup ---- */
 
 static int group_setup(void **state)
@@ -705,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_bad_config_activate),
     };
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_second_instance_config),
         cmocka_unit_test(test_wrong_key_type),
         cmocka_unit_test(test_unknown_padding),
         cmocka_unit_test(test_garbage_params),

@@ -148,7 +148,8 @@ static void test_policy_busy_inline(void **state)
     int wanted[2];
 
     (void)state;
-    offload_conf.busy_inline = 1; /* one worker: the mark is one queued request */
+    /* One worker: the mark is one queued request. */
+    offload_async_configure((1u << OFFLOAD_FAM_COUNT) - 1, 1, 1, 0);
     blocker = tjob_new(1, 1);
     assert_int_equal(offload_accel_submit(blocker), 1);
     assert_true(gate_wait_started(1));
@@ -164,7 +165,7 @@ static void test_policy_busy_inline(void **state)
     assert_int_equal(wanted[0], 0);
     assert_int_equal(wanted[1], 1);
     /* busy_inline = 0: never. */
-    offload_conf.busy_inline = 0;
+    offload_async_configure((1u << OFFLOAD_FAM_COUNT) - 1, 0, 1, 0);
     policy_in_job(wanted);
     assert_int_equal(wanted[0], 1);
     assert_int_equal(wanted[1], 1);

@@ -277,7 +277,7 @@ static void test_accel_release_joins(void **state)
 
     (void)state;
     /* The fixture's reference and a second user. */
-    assert_int_equal(offload_accel_acquire(), 1);
+    assert_int_equal(offload_accel_acquire(&accel_conf), 1);
     for (i = 0; i < 8; i++) {
         req[i] = tjob_new(i + 1, 0);
         assert_int_equal(offload_accel_submit(req[i]), 1);
@@ -312,7 +312,8 @@ static void test_accel_release_joins(void **state)
     assert_int_equal(offload_accel_submit(req[0]), 0);
 
     /* A new first user gets new workers. */
-    assert_int_equal(offload_accel_acquire(), 1); /* for the fixture's teardown */
+    assert_int_equal(offload_accel_acquire(&accel_conf),
+                     1); /* for the fixture's teardown */
     assert_int_equal(offload_accel_submit(req[0]), 1);
     assert_int_equal(offload_accel_workers(), 2);
     offload_req_wait(req[0]);

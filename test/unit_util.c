@@ -9,15 +9,12 @@
 #include "harness.h"
 #include "unit_util.h"
 
+struct offload_accel_config accel_conf;
+
 void set_conf(unsigned workers, unsigned depth)
 {
-    offload_conf.workers = workers;
-    offload_conf.queue_depth = depth;
-    offload_conf.inline_below = 0;
-    offload_conf.spin_us = 50;
-    offload_conf.busy_inline = 0;
-    offload_conf.families = (1u << OFFLOAD_FAM_COUNT) - 1;
-    offload_conf.debug = 0;
+    accel_conf = (struct offload_accel_config){workers, depth, 50};
+    offload_async_configure((1u << OFFLOAD_FAM_COUNT) - 1, 0, workers, 0);
 }
 
 /* The gate (see unit_util.h). */
@@ -172,7 +169,7 @@ static int setup_accel(unsigned workers, unsigned depth)
     set_conf(workers, depth);
     gate_reset();
     atomic_store(&released, 0);
-    return offload_accel_acquire() ? 0 : -1;
+    return offload_accel_acquire(&accel_conf) ? 0 : -1;
 }
 
 int setup_w2(void **state)

@@ -24,7 +24,12 @@
 #define FAM           OFFLOAD_FAM_SIGNATURE
 #define WAIT_LIMIT_MS 10000
 
-/* offload_conf for |workers| workers and a queue of |depth|; nothing inline. */
+/*
+ * The accelerator's configuration for the next acquire (accel_conf) and
+ * the policy's: |workers| workers, a queue of |depth|, spin_us 50, every
+ * family offloaded, busy_inline and inline_below 0.
+ */
+extern struct offload_accel_config accel_conf;
 void set_conf(unsigned workers, unsigned depth);
 
 /*

@@ -30,11 +30,12 @@ static struct {
     unsigned nsleep, nspin;
     int stopping;
     unsigned users;
-    _Atomic unsigned in_flight;   /* submitted, not yet completed */
-    _Atomic unsigned outstanding; /* submitted, result not yet collected by its job */
-    size_t high_water;            /* survives queue re-creation */
-    unsigned running;             /* workers executing a request */
-    struct offload_req *done[16]; /* completions held for a batched signal */
+    struct offload_accel_config cfg; /* set by the first acquire */
+    _Atomic unsigned in_flight;      /* submitted, not yet completed */
+    _Atomic unsigned outstanding;    /* submitted, result not yet collected by its job */
+    size_t high_water;               /* survives queue re-creation */
+    unsigned running;                /* workers executing a request */
+    struct offload_req *done[16];    /* completions held for a batched signal */
     unsigned ndone;
     uint64_t done_first_ns;
 } A = {
@@ -79,8 +80,8 @@ static void worker_idle(int after_cheap)
     unsigned busy = atomic_load_explicit(&A.in_flight, memory_order_relaxed);
     unsigned waiting = out > busy ? out - busy : 0;
 
-    if (after_cheap && offload_conf.spin_us > 0 && A.nspin < waiting) {
-        uint64_t deadline = now_ns() + (uint64_t)offload_conf.spin_us * 1000u;
+    if (after_cheap && A.cfg.spin_us > 0 && A.nspin < waiting) {
+        uint64_t deadline = now_ns() + (uint64_t)A.cfg.spin_us * 1000u;
         unsigned i = 0;
 
         A.nspin++;
@@ -325,14 +326,15 @@ static void register_atfork(void)
     atexit(accel_atexit);
 }
 
-int offload_accel_acquire(void)
+int offload_accel_acquire(const struct offload_accel_config *cfg)
 {
     int ok = 1;
 
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&A.lock);
     if (A.users == 0) {
-        ok = offload_queue_init(&A.q, offload_conf.queue_depth);
+        A.cfg = *cfg;
+        ok = offload_queue_init(&A.q, A.cfg.queue_depth);
         A.stopping = 0;
     }
     if (ok)
@@ -373,7 +375,7 @@ void offload_accel_release(void)
 /* With A.lock held. */
 static int start_workers(void)
 {
-    unsigned i, n = offload_conf.workers;
+    unsigned i, n = A.cfg.workers;
 
     A.threads = calloc(n, sizeof(*A.threads));
     if (A.threads == NULL)

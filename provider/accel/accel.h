@@ -118,8 +118,18 @@ int offload_queue_remove(struct offload_queue *q, struct offload_req *req);
 
 /* ---- the accelerator (process-wide, shared by every provider instance) ---- */
 
-/* Takes a reference on the accelerator; threads start at the first submit. */
-int offload_accel_acquire(void);
+/* What the accelerator is configured with (openssl.cnf keys of the same names). */
+struct offload_accel_config {
+    unsigned workers;     /* threads, started at the first submit */
+    unsigned queue_depth; /* the bounded queue's length */
+    unsigned spin_us;     /* an idle worker's busy-wait after a cheap request */
+};
+
+/*
+ * Takes a reference on the accelerator. The first reference configures it
+ * with |cfg|; later ones share it as it is (|cfg| is not applied).
+ */
+int offload_accel_acquire(const struct offload_accel_config *cfg);
 /* Drops it; the last one drains the queue and joins every worker. */
 void offload_accel_release(void);
 /*
