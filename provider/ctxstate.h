@@ -11,7 +11,11 @@
  * request in flight. The default's free runs when the last one goes, so
  * the worker of an abandoned job never touches a freed context.
  *
- * Lookups take a mutex: only init, expensive steps and frees come here.
+ * Entries are recycled, never freed while the module is mapped, so a
+ * pointer to one is always safe to read: offload_ctxstate_find walks a
+ * bucket's chain without a lock (a cipher init per TLS record comes here)
+ * and takes the shard's mutex only when the walk does not end on the
+ * entry. Making, removing and recycling entries take the mutex.
  */
 #ifndef OFFLOAD_CTXSTATE_H
 #define OFFLOAD_CTXSTATE_H
@@ -23,14 +27,16 @@
 typedef void offload_ctx_free_fn(void *ctx);
 
 struct offload_ctxstate {
-    struct offload_ctxstate *next; /* the table's chain */
-    void *ctx;                     /* the default's context (the table's key) */
+    struct offload_ctxstate *_Atomic next; /* the table's chain, or the spares' */
+    void *_Atomic ctx; /* the default's context (the table's key); NULL once recycled */
     offload_ctx_free_fn *free_ctx; /* its free: called with the last reference */
     _Atomic unsigned refs;         /* 1 while the context lives, + 1 per request */
     _Atomic int freed;             /* its free came through us: gone for the caller */
     /* The families' per-context state. */
     int cheap;     /* the key set at init is cheap (keymgmt.h) */
     size_t maxsig; /* signature size for the key set at init; 0: ask the default */
+    int enc;       /* ciphers: the last init encrypts */
+    int tls_cbc;   /* ciphers: CBC with "tls-version" set, stays inline */
 };
 
 /*
@@ -39,7 +45,12 @@ struct offload_ctxstate {
  * valid until |ctx| is freed through offload_ctxstate_free.
  */
 struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *free_ctx);
-/* The entry of |ctx|, or NULL. */
+/*
+ * The entry of |ctx|, or NULL. No lock when the walk finds it: a caller
+ * that legitimately holds |ctx| (not freed, not freed concurrently) can
+ * only match its own entry, since an entry's |ctx| is cleared before the
+ * default's free of the context it belonged to.
+ */
 struct offload_ctxstate *offload_ctxstate_find(void *ctx);
 
 /* A request takes a reference on |s| (and so on its context). */

@@ -22,6 +22,7 @@
 #include "accel/accel.h"
 #include "ctxstate.h"
 #include "families.h"
+#include "mirror.h"
 #include "offload_version.h"
 #include "prov.h"
 #include "soft.h"
@@ -387,6 +388,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_keyexch_algorithms();
     case OSSL_OP_CIPHER:
         return offload_cipher_algorithms();
+    case OSSL_OP_SKEYMGMT:
+        return offload_skeymgmt_algorithms();
     }
     return NULL;
 }
@@ -408,6 +411,7 @@ static void offload_teardown(void *provctx)
         offload_keymgmt_unbind();
         offload_signature_unbind();
         offload_keyexch_unbind();
+        offload_cipher_unbind();
         offload_soft_release();
         errors_unload();
         OFFLOAD_DEBUG("unloaded");
