@@ -294,6 +294,13 @@ static __attribute__((cold, noinline)) void ciph_final_failed(const struct ciph_
     offload_op_failed(OFFLOAD_FAM_CIPHER, alg->name, CIPH_OP(ciph_enc(ctx), 2));
 }
 
+/*
+ * The hot entry points are written once per slot (their trampolines): with
+ * the slot as a seventh argument, a call would pass the last one on the
+ * stack and could not be a jump; inlined, ciph_algs[slot] is a constant.
+ */
+#define CIPH_HOT inline __attribute__((always_inline))
+
 /* ---- contexts ---- */
 
 static void *ciph_newctx(size_t slot, void *provctx)
@@ -362,9 +369,9 @@ static inline int ciph_note_init(const struct ciph_alg *alg, void *ctx, int enc,
     return 1;
 }
 
-static int ciph_encrypt_init(size_t slot, void *ctx, const unsigned char *key,
-                             size_t keylen, const unsigned char *iv, size_t ivlen,
-                             const OSSL_PARAM params[])
+static CIPH_HOT int ciph_encrypt_init(size_t slot, void *ctx, const unsigned char *key,
+                                      size_t keylen, const unsigned char *iv,
+                                      size_t ivlen, const OSSL_PARAM params[])
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
 
@@ -373,9 +380,9 @@ static int ciph_encrypt_init(size_t slot, void *ctx, const unsigned char *key,
     return alg->encrypt_init(ctx, key, keylen, iv, ivlen, params);
 }
 
-static int ciph_decrypt_init(size_t slot, void *ctx, const unsigned char *key,
-                             size_t keylen, const unsigned char *iv, size_t ivlen,
-                             const OSSL_PARAM params[])
+static CIPH_HOT int ciph_decrypt_init(size_t slot, void *ctx, const unsigned char *key,
+                                      size_t keylen, const unsigned char *iv,
+                                      size_t ivlen, const OSSL_PARAM params[])
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
 
@@ -384,9 +391,9 @@ static int ciph_decrypt_init(size_t slot, void *ctx, const unsigned char *key,
     return alg->decrypt_init(ctx, key, keylen, iv, ivlen, params);
 }
 
-static int ciph_encrypt_skey_init(size_t slot, void *ctx, void *skeydata,
-                                  const unsigned char *iv, size_t ivlen,
-                                  const OSSL_PARAM params[])
+static CIPH_HOT int ciph_encrypt_skey_init(size_t slot, void *ctx, void *skeydata,
+                                           const unsigned char *iv, size_t ivlen,
+                                           const OSSL_PARAM params[])
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
 
@@ -395,9 +402,9 @@ static int ciph_encrypt_skey_init(size_t slot, void *ctx, void *skeydata,
     return alg->encrypt_skey_init(ctx, skeydata, iv, ivlen, params);
 }
 
-static int ciph_decrypt_skey_init(size_t slot, void *ctx, void *skeydata,
-                                  const unsigned char *iv, size_t ivlen,
-                                  const OSSL_PARAM params[])
+static CIPH_HOT int ciph_decrypt_skey_init(size_t slot, void *ctx, void *skeydata,
+                                           const unsigned char *iv, size_t ivlen,
+                                           const OSSL_PARAM params[])
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
 
@@ -418,8 +425,8 @@ static int ciph_set_ctx_params(size_t slot, void *ctx, const OSSL_PARAM params[]
 
 /* ---- data ---- */
 
-static int ciph_update(size_t slot, void *ctx, unsigned char *out, size_t *outl,
-                       size_t outsize, const unsigned char *in, size_t inl)
+static CIPH_HOT int ciph_update(size_t slot, void *ctx, unsigned char *out, size_t *outl,
+                                size_t outsize, const unsigned char *in, size_t inl)
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
     int ret;
@@ -439,8 +446,8 @@ static int ciph_update(size_t slot, void *ctx, unsigned char *out, size_t *outl,
     return ret;
 }
 
-static int ciph_final(size_t slot, void *ctx, unsigned char *out, size_t *outl,
-                      size_t outsize)
+static CIPH_HOT int ciph_final(size_t slot, void *ctx, unsigned char *out, size_t *outl,
+                               size_t outsize)
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
     int ret = alg->final(ctx, out, outl, outsize);
@@ -450,8 +457,8 @@ static int ciph_final(size_t slot, void *ctx, unsigned char *out, size_t *outl,
     return ret;
 }
 
-static int ciph_cipher(size_t slot, void *ctx, unsigned char *out, size_t *outl,
-                       size_t outsize, const unsigned char *in, size_t inl)
+static CIPH_HOT int ciph_cipher(size_t slot, void *ctx, unsigned char *out, size_t *outl,
+                                size_t outsize, const unsigned char *in, size_t inl)
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
     int ret;

@@ -5,7 +5,7 @@
  * the last release of one clears its |ctx| and puts it on a list of
  * spares that the next entry made takes first. A reader walking a chain
  * while a writer unlinks or recycles an entry may follow it into another
- * chain or onto the spares: it then ends on NULL or after WALK_MAX steps
+ * chain or onto the spares: it then ends on NULL or after OFFLOAD_CTXSTATE_WALK steps
  * without a match and asks again under the mutex.
  */
 #include <pthread.h>
@@ -14,15 +14,14 @@
 
 #include "ctxstate.h"
 
-#define SHARDS   16
-#define BUCKETS  256 /* per shard */
-#define WALK_MAX 8   /* lock-free steps before the mutex */
+#define SHARDS 16
 
 static struct shard {
     pthread_mutex_t lock;
     size_t count;
-    struct offload_ctxstate *_Atomic bucket[BUCKETS];
 } shards[SHARDS];
+
+struct offload_ctxstate *_Atomic offload_ctxstate_bucket[OFFLOAD_CTXSTATE_BUCKETS];
 
 /*
  * Recycled entries, chained by |next|: pushed without a lock (a worker
@@ -67,22 +66,6 @@ static __attribute__((destructor)) void spares_free(void)
     }
 }
 
-/* Heap addresses: the low bits are alignment, the next ones vary. */
-static inline size_t hash_of(const void *p)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p;
-
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return (size_t)h;
-}
-
-static inline struct offload_ctxstate *_Atomic *bucket_of(size_t h)
-{
-    return &shards[h % SHARDS].bucket[(h / SHARDS) % BUCKETS];
-}
-
 static struct shard *shard_of(size_t h)
 {
     pthread_once(&shards_once, shards_init);
@@ -92,7 +75,7 @@ static struct shard *shard_of(size_t h)
 /* Under the shard's lock: the link that points at |ctx|'s entry, or at NULL. */
 static struct offload_ctxstate *_Atomic *slot_in(size_t h, const void *ctx)
 {
-    struct offload_ctxstate *_Atomic *pp = bucket_of(h);
+    struct offload_ctxstate *_Atomic *pp = &offload_ctxstate_bucket[h];
     struct offload_ctxstate *s;
 
     while ((s = atomic_load_explicit(pp, memory_order_relaxed)) != NULL &&
@@ -101,18 +84,12 @@ static struct offload_ctxstate *_Atomic *slot_in(size_t h, const void *ctx)
     return pp;
 }
 
-struct offload_ctxstate *offload_ctxstate_find(void *ctx)
+struct offload_ctxstate *offload_ctxstate_find_locked(void *ctx)
 {
-    size_t h = hash_of(ctx);
-    struct offload_ctxstate *s = atomic_load_explicit(bucket_of(h), memory_order_acquire);
-    struct shard *sh;
+    size_t h = offload_ctxstate_hash(ctx);
+    struct shard *sh = shard_of(h);
+    struct offload_ctxstate *s;
 
-    for (int n = 0; s != NULL && n < WALK_MAX; n++) {
-        if (atomic_load_explicit(&s->ctx, memory_order_acquire) == ctx)
-            return s;
-        s = atomic_load_explicit(&s->next, memory_order_acquire);
-    }
-    sh = shard_of(h);
     pthread_mutex_lock(&sh->lock);
     s = atomic_load_explicit(slot_in(h, ctx), memory_order_relaxed);
     pthread_mutex_unlock(&sh->lock);
@@ -137,7 +114,7 @@ static struct offload_ctxstate *entry_new(void)
 
 struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *free_ctx)
 {
-    size_t h = hash_of(ctx);
+    size_t h = offload_ctxstate_hash(ctx);
     struct shard *sh = shard_of(h);
     struct offload_ctxstate *_Atomic *pp, *s;
 
@@ -198,7 +175,7 @@ void offload_ctxstate_free(void *ctx, offload_ctx_free_fn *free_ctx)
 
     if (ctx == NULL)
         return;
-    h = hash_of(ctx);
+    h = offload_ctxstate_hash(ctx);
     sh = shard_of(h);
     pthread_mutex_lock(&sh->lock);
     pp = slot_in(h, ctx);

@@ -22,6 +22,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The default's free function of a context. */
 typedef void offload_ctx_free_fn(void *ctx);
@@ -51,7 +52,42 @@ struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *fr
  * only match its own entry, since an entry's |ctx| is cleared before the
  * default's free of the context it belonged to.
  */
-struct offload_ctxstate *offload_ctxstate_find(void *ctx);
+static inline struct offload_ctxstate *offload_ctxstate_find(void *ctx);
+
+/* ---- the lock-free walk, inline (a cipher init per TLS record) ---- */
+
+#define OFFLOAD_CTXSTATE_BUCKETS 4096 /* bucket i is guarded by shard i % 16 */
+#define OFFLOAD_CTXSTATE_WALK    8    /* lock-free steps before the mutex */
+
+extern __attribute__((visibility("hidden"))) struct offload_ctxstate
+    *_Atomic offload_ctxstate_bucket[OFFLOAD_CTXSTATE_BUCKETS];
+
+/* The same lookup under the shard's mutex. */
+struct offload_ctxstate *offload_ctxstate_find_locked(void *ctx);
+
+/* Heap addresses: the low bits are alignment, the next ones vary. */
+static inline size_t offload_ctxstate_hash(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p;
+
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (size_t)h % OFFLOAD_CTXSTATE_BUCKETS;
+}
+
+static inline struct offload_ctxstate *offload_ctxstate_find(void *ctx)
+{
+    struct offload_ctxstate *s = atomic_load_explicit(
+        &offload_ctxstate_bucket[offload_ctxstate_hash(ctx)], memory_order_acquire);
+
+    for (int n = 0; s != NULL && n < OFFLOAD_CTXSTATE_WALK; n++) {
+        if (atomic_load_explicit(&s->ctx, memory_order_acquire) == ctx)
+            return s;
+        s = atomic_load_explicit(&s->next, memory_order_acquire);
+    }
+    return offload_ctxstate_find_locked(ctx);
+}
 
 /* A request takes a reference on |s| (and so on its context). */
 void offload_ctxstate_hold(struct offload_ctxstate *s);
