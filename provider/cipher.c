@@ -1,19 +1,40 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Ciphers: AES-128/192/256-GCM, AES-128/256-CBC, ChaCha20-Poly1305, and
- * the stitched AES-CBC-HMAC-SHA1/SHA256 ciphers TLS 1.2 uses.
+ * Ciphers: every cipher the default provider offers, mirrored (mirror.h):
+ * the table is the default's, copied entry by entry, and its contexts are
+ * the default's contexts. AES-128/192/256-GCM, AES-128/256-CBC,
+ * ChaCha20-Poly1305 and the stitched AES-CBC-HMAC-SHA1/SHA256 ciphers TLS
+ * 1.2 uses are intercepted, in slots of their own:
+ *   NEWCTX          refused while not running; makes the context's entry
+ *                   (ctxstate.h), so that no later step needs the mutex
+ *   FREECTX         deferred while a request holds the context
+ *   DUPCTX          copies the direction and the TLS mode
+ *   ENCRYPT_INIT, DECRYPT_INIT, ENCRYPT_SKEY_INIT, DECRYPT_SKEY_INIT
+ *                   record the direction (and "tls-version" of CBC)
+ *   SET_CTX_PARAMS  the TLS-capable CBC ciphers: notes "tls-version"
+ *   UPDATE, CIPHER  a data update of at least inline_below bytes inside an
+ *                   ASYNC_JOB (with other jobs in flight) goes to a worker:
+ *                   the request owns a copy of the input, the worker
+ *                   transforms it in place, and the resumed job copies the
+ *                   result out, so a job abandoned mid-record never has a
+ *                   worker reading or writing the application's buffers
+ *   FINAL           a failure (refused tag, bad padding) is counted
+ * Everything else (params, gettables, the pipeline functions) and every
+ * other cipher (ECB, CTR, CCM, OCB, SIV, ARIA, Camellia, ...) is the
+ * default's function, called by libcrypto directly: never counted, never
+ * offloaded, no cost.
  *
- * Our context holds the soft engine's cipher context: init, params, AAD,
- * final and every small update run inline through one function-pointer
- * call. A data update of at least inline_below bytes inside an ASYNC_JOB
- * (with other jobs in flight) goes to a worker: the request owns a copy
- * of the input, the worker transforms it in place, and the resumed job
- * copies the result out, so a job abandoned mid-record never has a worker
- * reading or writing the application's buffers.
+ * The small-record hot path touches no per-context state: the entry (the
+ * direction, which decides the buffers to wipe, and the TLS mode) is read
+ * on the offload path and on failures, and written by the inits through
+ * ctxstate's lock-free lookup.
  *
  * CBC in TLS mode ("tls-version" set) always runs inline: the default
  * implementation then hands back the record's MAC as a pointer into the
  * output buffer ("tls-mac"), which must be the application's own.
+ *
+ * Symmetric key management (OSSL_OP_SKEYMGMT, 3.5) is mirrored as it is,
+ * so that EVP_CipherInit_SKEY finds key data our ciphers understand.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,73 +44,60 @@
 #include <openssl/params.h>
 
 #include "async.h"
-#include "soft.h"
+#include "ctxstate.h"
+#include "mirror.h"
 
-struct ciph_alg {
+/* The ciphers with intercepts. */
+static const struct {
     const char *name;
     int tls_cbc_capable; /* "tls-version" makes updates return MAC pointers */
     int never_offload;   /* stitched TLS ciphers: records of at most 16 KiB */
-    const char *names;
-    const OSSL_DISPATCH *soft;
+} ciph_known[] = {
+    {"AES-128-GCM", 0, 0},
+    {"AES-192-GCM", 0, 0},
+    {"AES-256-GCM", 0, 0},
+    {"AES-128-CBC", 1, 0},
+    {"AES-256-CBC", 1, 0},
+    {"ChaCha20-Poly1305", 0, 0},
+    /*
+     * The stitched AES-CBC-HMAC ciphers exist for libssl's TLS 1.2 CBC
+     * suites without encrypt-then-MAC (and only where the CPU has AES-NI):
+     * they are never offloaded, but counted like the others.
+     */
+    {"AES-128-CBC-HMAC-SHA1", 0, 1},
+    {"AES-256-CBC-HMAC-SHA1", 0, 1},
+    {"AES-128-CBC-HMAC-SHA256", 0, 1},
+    {"AES-256-CBC-HMAC-SHA256", 0, 1},
+};
+#define CIPH_KNOWN (sizeof(ciph_known) / sizeof(ciph_known[0]))
+#define CIPH_SLOTS 16
+
+struct ciph_alg {
+    char name[48]; /* its first name, for the log and the reasons */
+    int tls_cbc_capable;
+    int never_offload;
     OSSL_FUNC_cipher_newctx_fn *newctx;
+    OSSL_FUNC_cipher_freectx_fn *freectx;
+    OSSL_FUNC_cipher_dupctx_fn *dupctx;
     OSSL_FUNC_cipher_encrypt_init_fn *encrypt_init;
     OSSL_FUNC_cipher_decrypt_init_fn *decrypt_init;
+    OSSL_FUNC_cipher_encrypt_skey_init_fn *encrypt_skey_init;
+    OSSL_FUNC_cipher_decrypt_skey_init_fn *decrypt_skey_init;
     OSSL_FUNC_cipher_update_fn *update;
     OSSL_FUNC_cipher_final_fn *final;
     OSSL_FUNC_cipher_cipher_fn *cipher;
-    OSSL_FUNC_cipher_freectx_fn *freectx;
-    OSSL_FUNC_cipher_dupctx_fn *dupctx;
-    OSSL_FUNC_cipher_get_params_fn *get_params;
-    OSSL_FUNC_cipher_get_ctx_params_fn *get_ctx_params;
     OSSL_FUNC_cipher_set_ctx_params_fn *set_ctx_params;
-    OSSL_FUNC_cipher_gettable_params_fn *gettable_params;
-    OSSL_FUNC_cipher_gettable_ctx_params_fn *gettable_ctx_params;
-    OSSL_FUNC_cipher_settable_ctx_params_fn *settable_ctx_params;
 };
 
-enum {
-    CIPH_AES128GCM,
-    CIPH_AES192GCM,
-    CIPH_AES256GCM,
-    CIPH_AES128CBC,
-    CIPH_AES256CBC,
-    CIPH_CHACHAPOLY,
-    CIPH_AES128CBC_SHA1,
-    CIPH_AES256CBC_SHA1,
-    CIPH_AES128CBC_SHA256,
-    CIPH_AES256CBC_SHA256,
-    CIPH_COUNT
-};
-
-/*
- * The stitched AES-CBC-HMAC ciphers exist for libssl's TLS 1.2 CBC suites
- * without encrypt-then-MAC (and only where the CPU has AES-NI): without
- * them here, libssl would pick the default provider's and bypass us.
- */
-static struct ciph_alg ciph_algs[CIPH_COUNT] = {
-    [CIPH_AES128GCM] = {.name = "AES-128-GCM"},
-    [CIPH_AES192GCM] = {.name = "AES-192-GCM"},
-    [CIPH_AES256GCM] = {.name = "AES-256-GCM"},
-    [CIPH_AES128CBC] = {.name = "AES-128-CBC", .tls_cbc_capable = 1},
-    [CIPH_AES256CBC] = {.name = "AES-256-CBC", .tls_cbc_capable = 1},
-    [CIPH_CHACHAPOLY] = {.name = "ChaCha20-Poly1305"},
-    [CIPH_AES128CBC_SHA1] = {.name = "AES-128-CBC-HMAC-SHA1", .never_offload = 1},
-    [CIPH_AES256CBC_SHA1] = {.name = "AES-256-CBC-HMAC-SHA1", .never_offload = 1},
-    [CIPH_AES128CBC_SHA256] = {.name = "AES-128-CBC-HMAC-SHA256", .never_offload = 1},
-    [CIPH_AES256CBC_SHA256] = {.name = "AES-256-CBC-HMAC-SHA256", .never_offload = 1},
-};
-
-typedef struct ciph_ctx {
-    _Atomic unsigned refs; /* the EVP side's, plus one per request in flight */
-    const struct ciph_alg *alg;
-    OFFLOAD_PROVCTX *pctx;
-    void *inner;
-    int tls_cbc; /* CBC with "tls-version" set: stays inline */
-    int enc;     /* set by the last init */
-} CIPH_CTX;
+static struct ciph_alg ciph_algs[CIPH_SLOTS];
+static size_t ciph_nslots;
+static struct offload_mirror ciph_mirror = {.description = "offload cipher",
+                                            .own_slots = 1};
+static struct offload_mirror skm_mirror = {.description = "offload skeymgmt"};
 
 struct ciph_job {
-    CIPH_CTX *ctx;
+    struct offload_ctxstate *s; /* the default's context, held */
+    const struct ciph_alg *alg;
     int one_shot;       /* OSSL_FUNC_cipher_cipher rather than update */
     int secret;         /* the buffer may hold plaintext when released */
     unsigned char *buf; /* output (and input when the caller works in place) */
@@ -97,55 +105,36 @@ struct ciph_job {
     size_t inl, outl, outsize;
 };
 
-static void ciph_ctx_put(CIPH_CTX *ctx)
+/* The direction of |ctx|'s last init, for the log and the wipe (0 without an entry). */
+static int ciph_enc(void *ctx)
 {
-    if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1)
-        return;
-    ctx->alg->freectx(ctx->inner);
-    free(ctx);
-}
+    struct offload_ctxstate *s = offload_ctxstate_find(ctx);
 
-static CIPH_CTX *ciph_ctx_new(OFFLOAD_PROVCTX *pctx, const struct ciph_alg *alg,
-                              void *inner)
-{
-    CIPH_CTX *ctx;
-
-    if (inner == NULL)
-        return NULL;
-    ctx = calloc(1, sizeof(*ctx));
-    if (ctx == NULL) {
-        alg->freectx(inner);
-        OFFLOAD_RAISE(pctx, OFFLOAD_R_ALLOC, "cipher context");
-        return NULL;
-    }
-    atomic_init(&ctx->refs, 1);
-    ctx->alg = alg;
-    ctx->pctx = pctx;
-    ctx->inner = inner;
-    return ctx;
+    return s != NULL && s->enc;
 }
 
 /* Notes whether |params| switch CBC into (or out of) TLS record mode. */
-static void note_tls(CIPH_CTX *ctx, const OSSL_PARAM params[])
+static void note_tls(const struct ciph_alg *alg, struct offload_ctxstate *s,
+                     const OSSL_PARAM params[])
 {
     const OSSL_PARAM *p;
     unsigned int v;
 
-    if (params == NULL || !ctx->alg->tls_cbc_capable)
+    if (params == NULL || !alg->tls_cbc_capable)
         return;
     p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_TLS_VERSION);
     if (p != NULL && OSSL_PARAM_get_uint(p, &v))
-        ctx->tls_cbc = v != 0;
+        s->tls_cbc = v != 0;
 }
 
 static int ciph_job_run(struct offload_req *req)
 {
     struct ciph_job *j = (struct ciph_job *)req->payload;
-    const struct ciph_alg *alg = j->ctx->alg;
+    void *ctx = j->s->ctx;
 
     if (j->one_shot)
-        return alg->cipher(j->ctx->inner, j->buf, &j->outl, j->outsize, j->in, j->inl);
-    return alg->update(j->ctx->inner, j->buf, &j->outl, j->outsize, j->in, j->inl);
+        return j->alg->cipher(ctx, j->buf, &j->outl, j->outsize, j->in, j->inl);
+    return j->alg->update(ctx, j->buf, &j->outl, j->outsize, j->in, j->inl);
 }
 
 static void ciph_job_release(struct offload_req *req)
@@ -162,7 +151,7 @@ static void ciph_job_release(struct offload_req *req)
         explicit_bzero(j->buf, j->outsize);
     if (j->in != j->buf && !j->secret) /* the plaintext given to encrypt */
         explicit_bzero(j->in, j->inl);
-    ciph_ctx_put(j->ctx);
+    offload_ctxstate_release(j->s);
 }
 
 /* Room a single update may need beyond its input (a held-back block and padding). */
@@ -173,7 +162,7 @@ static const char *const ciph_ops[2][3] = {
     {"decrypt update", "decrypt cipher", "decrypt final"},
     {"encrypt update", "encrypt cipher", "encrypt final"},
 };
-#define CIPH_OP(ctx, what) ciph_ops[(ctx)->enc != 0][what]
+#define CIPH_OP(enc, what) ciph_ops[(enc) != 0][what]
 
 /* In place only when the caller is (TLS AEAD records must be). */
 static size_t ciph_payload(const unsigned char *out, const unsigned char *in, size_t inl)
@@ -185,9 +174,9 @@ static size_t ciph_payload(const unsigned char *out, const unsigned char *in, si
  * Offloads one update through |req| (ciph_payload bytes of payload);
  * nothing reaches |out| unless the worker succeeded.
  */
-static int ciph_offload(CIPH_CTX *ctx, struct offload_req *req, int one_shot,
-                        unsigned char *out, size_t *outl, size_t outsize,
-                        const unsigned char *in, size_t inl)
+static int ciph_offload(const struct ciph_alg *alg, struct offload_ctxstate *s,
+                        struct offload_req *req, int one_shot, unsigned char *out,
+                        size_t *outl, size_t outsize, const unsigned char *in, size_t inl)
 {
     struct ciph_job *j = (struct ciph_job *)req->payload;
     /* A block cipher holding buffered bytes writes ahead of its input. */
@@ -196,12 +185,13 @@ static int ciph_offload(CIPH_CTX *ctx, struct offload_req *req, int one_shot,
 
     req->cheap = 1;
     req->prompt = 1;
-    req->alg = ctx->alg->name;
-    req->op = CIPH_OP(ctx, one_shot);
-    atomic_fetch_add(&ctx->refs, 1);
-    j->ctx = ctx;
+    req->alg = alg->name;
+    req->op = CIPH_OP(s->enc, one_shot);
+    offload_ctxstate_hold(s);
+    j->s = s;
+    j->alg = alg;
     j->one_shot = one_shot;
-    j->secret = !ctx->enc;
+    j->secret = !s->enc;
     j->buf = req->payload + sizeof(*j);
     j->inl = inl;
     /* The caller's limit, within what our buffer holds. */
@@ -218,30 +208,32 @@ static int ciph_offload(CIPH_CTX *ctx, struct offload_req *req, int one_shot,
 }
 
 /* One data update on this thread, taking path |p|: counted once, failure too. */
-static inline int ciph_here(CIPH_CTX *ctx, enum offload_path p, int one_shot,
-                            unsigned char *out, size_t *outl, size_t outsize,
-                            const unsigned char *in, size_t inl)
+static inline int ciph_here(const struct ciph_alg *alg, void *ctx, int enc,
+                            enum offload_path p, int one_shot, unsigned char *out,
+                            size_t *outl, size_t outsize, const unsigned char *in,
+                            size_t inl)
 {
     int ret;
 
-    offload_op_path(OFFLOAD_FAM_CIPHER, p, ctx->alg->name, CIPH_OP(ctx, one_shot));
-    ret = one_shot ? ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl)
-                   : ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
-    return offload_op_done(OFFLOAD_FAM_CIPHER, ret, ctx->alg->name,
-                           CIPH_OP(ctx, one_shot));
+    offload_op_path(OFFLOAD_FAM_CIPHER, p, alg->name, CIPH_OP(enc, one_shot));
+    ret = one_shot ? alg->cipher(ctx, out, outl, outsize, in, inl)
+                   : alg->update(ctx, out, outl, outsize, in, inl);
+    return offload_op_done(OFFLOAD_FAM_CIPHER, ret, alg->name, CIPH_OP(enc, one_shot));
 }
 
 /* A small record while the log is on: the same, with its line. */
 static __attribute__((cold, noinline)) int
-ciph_small_logged(CIPH_CTX *ctx, int one_shot, unsigned char *out, size_t *outl,
-                  size_t outsize, const unsigned char *in, size_t inl)
+ciph_small_logged(const struct ciph_alg *alg, void *ctx, int one_shot, unsigned char *out,
+                  size_t *outl, size_t outsize, const unsigned char *in, size_t inl)
 {
-    return ciph_here(ctx, OFFLOAD_PATH_SMALL, one_shot, out, outl, outsize, in, inl);
+    return ciph_here(alg, ctx, ciph_enc(ctx), OFFLOAD_PATH_SMALL, one_shot, out, outl,
+                     outsize, in, inl);
 }
 
-static __attribute__((cold, noinline)) void ciph_small_failed(CIPH_CTX *ctx, int one_shot)
+static __attribute__((cold, noinline)) void ciph_small_failed(const struct ciph_alg *alg,
+                                                              void *ctx, int one_shot)
 {
-    offload_op_failed(OFFLOAD_FAM_CIPHER, ctx->alg->name, CIPH_OP(ctx, one_shot));
+    offload_op_failed(OFFLOAD_FAM_CIPHER, alg->name, CIPH_OP(ciph_enc(ctx), one_shot));
 }
 
 /*
@@ -255,13 +247,15 @@ static inline int big_update(const unsigned char *out, const unsigned char *in,
     return inl >= offload_async_inline_below() && inl > 0 && out != NULL && in != NULL;
 }
 
-static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,
-                                              unsigned char *out, size_t *outl,
-                                              size_t outsize, const unsigned char *in,
-                                              size_t inl)
+static __attribute__((noinline)) int ciph_big(const struct ciph_alg *alg, void *ctx,
+                                              int one_shot, unsigned char *out,
+                                              size_t *outl, size_t outsize,
+                                              const unsigned char *in, size_t inl)
 {
-    enum offload_path p = ctx->tls_cbc ? OFFLOAD_PATH_TLS_CBC
-                          : ctx->alg->never_offload
+    struct offload_ctxstate *s = offload_ctxstate_find(ctx);
+    enum offload_path p = s == NULL    ? OFFLOAD_PATH_NO_MEMORY
+                          : s->tls_cbc ? OFFLOAD_PATH_TLS_CBC
+                          : alg->never_offload
                               ? OFFLOAD_PATH_STITCHED
                               : offload_async_path(OFFLOAD_FAM_CIPHER, 1);
 
@@ -271,10 +265,11 @@ static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,
                             ciph_payload(out, in, inl));
 
         if (req != NULL)
-            return ciph_offload(ctx, req, one_shot, out, outl, outsize, in, inl);
+            return ciph_offload(alg, s, req, one_shot, out, outl, outsize, in, inl);
         p = OFFLOAD_PATH_NO_MEMORY;
     }
-    return ciph_here(ctx, p, one_shot, out, outl, outsize, in, inl);
+    return ciph_here(alg, ctx, s != NULL && s->enc, p, one_shot, out, outl, outsize, in,
+                     inl);
 }
 
 /*
@@ -282,7 +277,8 @@ static __attribute__((noinline)) int ciph_big(CIPH_CTX *ctx, int one_shot,
  * failure of the cipher family. |say| raises our reason too: the default
  * provider fails an AEAD tag check silently.
  */
-static __attribute__((cold, noinline)) void ciph_final_failed(CIPH_CTX *ctx, int say)
+static __attribute__((cold, noinline)) void ciph_final_failed(const struct ciph_alg *alg,
+                                                              void *ctx, int say)
 {
     /*
      * The error queue is looked at only on failure (each look fetches the
@@ -291,260 +287,341 @@ static __attribute__((cold, noinline)) void ciph_final_failed(CIPH_CTX *ctx, int
      * before) said something.
      */
     if (say && ERR_peek_last_error() == 0)
-        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_TAG_MISMATCH,
-                      "%s final (no tag set, or it does not match)", ctx->alg->name);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_TAG_MISMATCH,
+                      "%s final (no tag set, or it does not match)", alg->name);
     else if (say)
-        OFFLOAD_RAISE(ctx->pctx, OFFLOAD_R_ENGINE_FAILED, "%s final failed",
-                      ctx->alg->name);
-    offload_op_failed(OFFLOAD_FAM_CIPHER, ctx->alg->name, CIPH_OP(ctx, 2));
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ENGINE_FAILED, "%s final failed", alg->name);
+    offload_op_failed(OFFLOAD_FAM_CIPHER, alg->name, CIPH_OP(ciph_enc(ctx), 2));
 }
 
-/* ---- entry points ---- */
+/*
+ * The hot entry points are written once per slot (their trampolines): with
+ * the slot as a seventh argument, a call would pass the last one on the
+ * stack and could not be a jump; inlined, ciph_algs[slot] is a constant.
+ */
+#define CIPH_HOT inline __attribute__((always_inline))
 
-static OSSL_FUNC_cipher_encrypt_init_fn ciph_encrypt_init;
-static OSSL_FUNC_cipher_decrypt_init_fn ciph_decrypt_init;
-static OSSL_FUNC_cipher_update_fn ciph_update;
-static OSSL_FUNC_cipher_final_fn ciph_final;
-static OSSL_FUNC_cipher_cipher_fn ciph_cipher;
-static OSSL_FUNC_cipher_freectx_fn ciph_freectx;
-static OSSL_FUNC_cipher_dupctx_fn ciph_dupctx;
-static OSSL_FUNC_cipher_get_ctx_params_fn ciph_get_ctx_params;
-static OSSL_FUNC_cipher_set_ctx_params_fn ciph_set_ctx_params;
+/* ---- contexts ---- */
 
-static void *ciph_newctx(void *provctx, const struct ciph_alg *alg)
+static void *ciph_newctx(size_t slot, void *provctx)
 {
+    const struct ciph_alg *alg = &ciph_algs[slot];
+    void *ctx;
+
     if (!offload_is_running()) {
-        OFFLOAD_RAISE(provctx, OFFLOAD_R_NOT_RUNNING, NULL);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_NOT_RUNNING, NULL);
         return NULL;
     }
-    return ciph_ctx_new(provctx, alg, alg->newctx(offload_soft_provctx()));
-}
-
-static void ciph_freectx(void *vctx)
-{
-    ciph_ctx_put(vctx);
-}
-
-static void *ciph_dupctx(void *vctx)
-{
-    CIPH_CTX *src = vctx, *dst;
-
-    dst = ciph_ctx_new(src->pctx, src->alg, src->alg->dupctx(src->inner));
-    if (dst != NULL) {
-        dst->tls_cbc = src->tls_cbc;
-        dst->enc = src->enc;
+    if ((ctx = alg->newctx(provctx)) == NULL)
+        return NULL;
+    if (offload_ctxstate_get(ctx, alg->freectx) == NULL) {
+        alg->freectx(ctx);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "cipher context");
+        return NULL;
     }
-    return dst;
+    return ctx;
 }
 
-static int ciph_encrypt_init(void *vctx, const unsigned char *key, size_t keylen,
-                             const unsigned char *iv, size_t ivlen,
-                             const OSSL_PARAM params[])
+static void ciph_freectx(size_t slot, void *ctx)
 {
-    CIPH_CTX *ctx = vctx;
+    offload_ctxstate_free(ctx, ciph_algs[slot].freectx);
+}
+
+static void *ciph_dupctx(size_t slot, void *ctx)
+{
+    const struct ciph_alg *alg = &ciph_algs[slot];
+    struct offload_ctxstate *src = offload_ctxstate_find(ctx), *dst;
+    void *dup = alg->dupctx(ctx);
+
+    if (dup == NULL)
+        return NULL;
+    if ((dst = offload_ctxstate_get(dup, alg->freectx)) == NULL) {
+        alg->freectx(dup);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "cipher context");
+        return NULL;
+    }
+    if (src != NULL) {
+        dst->enc = src->enc;
+        dst->tls_cbc = src->tls_cbc;
+    }
+    return dup;
+}
+
+/*
+ * Every init: the direction (and CBC's TLS mode) go to the context's
+ * entry, made by NEWCTX and found without a lock; made here only when
+ * NEWCTX could not.
+ */
+static inline int ciph_note_init(const struct ciph_alg *alg, void *ctx, int enc,
+                                 const OSSL_PARAM params[])
+{
+    struct offload_ctxstate *s;
 
     if (!offload_is_running())
         return 0;
-    note_tls(ctx, params);
-    ctx->enc = 1;
-    return ctx->alg->encrypt_init(ctx->inner, key, keylen, iv, ivlen, params);
-}
-
-static int ciph_decrypt_init(void *vctx, const unsigned char *key, size_t keylen,
-                             const unsigned char *iv, size_t ivlen,
-                             const OSSL_PARAM params[])
-{
-    CIPH_CTX *ctx = vctx;
-
-    if (!offload_is_running())
+    s = offload_ctxstate_find(ctx);
+    if (s == NULL && (s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "cipher context");
         return 0;
-    note_tls(ctx, params);
-    ctx->enc = 0;
-    return ctx->alg->decrypt_init(ctx->inner, key, keylen, iv, ivlen, params);
+    }
+    note_tls(alg, s, params);
+    s->enc = enc;
+    return 1;
 }
 
-static int ciph_update(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
-                       const unsigned char *in, size_t inl)
+static CIPH_HOT int ciph_encrypt_init(size_t slot, void *ctx, const unsigned char *key,
+                                      size_t keylen, const unsigned char *iv,
+                                      size_t ivlen, const OSSL_PARAM params[])
 {
-    CIPH_CTX *ctx = vctx;
+    const struct ciph_alg *alg = &ciph_algs[slot];
 
+    if (!ciph_note_init(alg, ctx, 1, params))
+        return 0;
+    return alg->encrypt_init(ctx, key, keylen, iv, ivlen, params);
+}
+
+static CIPH_HOT int ciph_decrypt_init(size_t slot, void *ctx, const unsigned char *key,
+                                      size_t keylen, const unsigned char *iv,
+                                      size_t ivlen, const OSSL_PARAM params[])
+{
+    const struct ciph_alg *alg = &ciph_algs[slot];
+
+    if (!ciph_note_init(alg, ctx, 0, params))
+        return 0;
+    return alg->decrypt_init(ctx, key, keylen, iv, ivlen, params);
+}
+
+static CIPH_HOT int ciph_encrypt_skey_init(size_t slot, void *ctx, void *skeydata,
+                                           const unsigned char *iv, size_t ivlen,
+                                           const OSSL_PARAM params[])
+{
+    const struct ciph_alg *alg = &ciph_algs[slot];
+
+    if (!ciph_note_init(alg, ctx, 1, params))
+        return 0;
+    return alg->encrypt_skey_init(ctx, skeydata, iv, ivlen, params);
+}
+
+static CIPH_HOT int ciph_decrypt_skey_init(size_t slot, void *ctx, void *skeydata,
+                                           const unsigned char *iv, size_t ivlen,
+                                           const OSSL_PARAM params[])
+{
+    const struct ciph_alg *alg = &ciph_algs[slot];
+
+    if (!ciph_note_init(alg, ctx, 0, params))
+        return 0;
+    return alg->decrypt_skey_init(ctx, skeydata, iv, ivlen, params);
+}
+
+static int ciph_set_ctx_params(size_t slot, void *ctx, const OSSL_PARAM params[])
+{
+    const struct ciph_alg *alg = &ciph_algs[slot];
+    struct offload_ctxstate *s;
+
+    if (params != NULL && (s = offload_ctxstate_find(ctx)) != NULL)
+        note_tls(alg, s, params);
+    return alg->set_ctx_params(ctx, params);
+}
+
+/* ---- data ---- */
+
+static CIPH_HOT int ciph_update(size_t slot, void *ctx, unsigned char *out, size_t *outl,
+                                size_t outsize, const unsigned char *in, size_t inl)
+{
+    const struct ciph_alg *alg = &ciph_algs[slot];
     int ret;
 
     if (big_update(out, in, inl))
-        return ciph_big(ctx, 0, out, outl, outsize, in, inl);
+        return ciph_big(alg, ctx, 0, out, outl, outsize, in, inl);
     /* AAD (no output buffer) or nothing: not a counted operation. */
     if (out == NULL || inl == 0)
-        return ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+        return alg->update(ctx, out, outl, outsize, in, inl);
     /* A small record (the one-shot TLS record's tag is checked here too). */
     if (offload_log_enabled())
-        return ciph_small_logged(ctx, 0, out, outl, outsize, in, inl);
+        return ciph_small_logged(alg, ctx, 0, out, outl, outsize, in, inl);
     offload_count_inline(OFFLOAD_FAM_CIPHER);
-    ret = ctx->alg->update(ctx->inner, out, outl, outsize, in, inl);
+    ret = alg->update(ctx, out, outl, outsize, in, inl);
     if (ret <= 0)
-        ciph_small_failed(ctx, 0);
+        ciph_small_failed(alg, ctx, 0);
     return ret;
 }
 
-static int ciph_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
+static CIPH_HOT int ciph_final(size_t slot, void *ctx, unsigned char *out, size_t *outl,
+                               size_t outsize)
 {
-    CIPH_CTX *ctx = vctx;
-    int ret = ctx->alg->final(ctx->inner, out, outl, outsize);
+    const struct ciph_alg *alg = &ciph_algs[slot];
+    int ret = alg->final(ctx, out, outl, outsize);
 
     if (ret <= 0)
-        ciph_final_failed(ctx, 1);
+        ciph_final_failed(alg, ctx, 1);
     return ret;
 }
 
-static int ciph_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
-                       const unsigned char *in, size_t inl)
+static CIPH_HOT int ciph_cipher(size_t slot, void *ctx, unsigned char *out, size_t *outl,
+                                size_t outsize, const unsigned char *in, size_t inl)
 {
-    CIPH_CTX *ctx = vctx;
+    const struct ciph_alg *alg = &ciph_algs[slot];
     int ret;
 
     if (big_update(out, in, inl))
-        return ciph_big(ctx, 1, out, outl, outsize, in, inl);
+        return ciph_big(alg, ctx, 1, out, outl, outsize, in, inl);
     if (out != NULL && inl > 0) {
         if (offload_log_enabled())
-            return ciph_small_logged(ctx, 1, out, outl, outsize, in, inl);
+            return ciph_small_logged(alg, ctx, 1, out, outl, outsize, in, inl);
         offload_count_inline(OFFLOAD_FAM_CIPHER);
-        ret = ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
+        ret = alg->cipher(ctx, out, outl, outsize, in, inl);
         if (ret <= 0)
-            ciph_small_failed(ctx, 1);
+            ciph_small_failed(alg, ctx, 1);
         return ret;
     }
     /*
      * AAD, or (no input) the final EVP_Cipher() asks for: only a failed
      * final counts, as from ciph_final (the error queue stays the default's).
      */
-    ret = ctx->alg->cipher(ctx->inner, out, outl, outsize, in, inl);
+    ret = alg->cipher(ctx, out, outl, outsize, in, inl);
     if (ret <= 0 && in == NULL)
-        ciph_final_failed(ctx, 0);
+        ciph_final_failed(alg, ctx, 0);
     return ret;
 }
 
-static int ciph_get_ctx_params(void *vctx, OSSL_PARAM params[])
-{
-    CIPH_CTX *ctx = vctx;
+/* ---- one of each per slot ---- */
 
-    return ctx->alg->get_ctx_params(ctx->inner, params);
-}
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_newctx_fn, void *, ciph_newctx, (void *provctx),
+                      (provctx))
+OFFLOAD_TRAMPOLINES16_VOID(OSSL_FUNC_cipher_freectx_fn, ciph_freectx, (void *ctx), (ctx))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_dupctx_fn, void *, ciph_dupctx, (void *ctx), (ctx))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_encrypt_init_fn, int, ciph_encrypt_init,
+                      (void *ctx, const unsigned char *key, size_t keylen,
+                       const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[]),
+                      (ctx, key, keylen, iv, ivlen, params))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_decrypt_init_fn, int, ciph_decrypt_init,
+                      (void *ctx, const unsigned char *key, size_t keylen,
+                       const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[]),
+                      (ctx, key, keylen, iv, ivlen, params))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_encrypt_skey_init_fn, int, ciph_encrypt_skey_init,
+                      (void *ctx, void *skeydata, const unsigned char *iv, size_t ivlen,
+                       const OSSL_PARAM params[]),
+                      (ctx, skeydata, iv, ivlen, params))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_decrypt_skey_init_fn, int, ciph_decrypt_skey_init,
+                      (void *ctx, void *skeydata, const unsigned char *iv, size_t ivlen,
+                       const OSSL_PARAM params[]),
+                      (ctx, skeydata, iv, ivlen, params))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_set_ctx_params_fn, int, ciph_set_ctx_params,
+                      (void *ctx, const OSSL_PARAM params[]), (ctx, params))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_update_fn, int, ciph_update,
+                      (void *ctx, unsigned char *out, size_t *outl, size_t outsize,
+                       const unsigned char *in, size_t inl),
+                      (ctx, out, outl, outsize, in, inl))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_final_fn, int, ciph_final,
+                      (void *ctx, unsigned char *out, size_t *outl, size_t outsize),
+                      (ctx, out, outl, outsize))
+OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_cipher_fn, int, ciph_cipher,
+                      (void *ctx, unsigned char *out, size_t *outl, size_t outsize,
+                       const unsigned char *in, size_t inl),
+                      (ctx, out, outl, outsize, in, inl))
 
-static int ciph_set_ctx_params(void *vctx, const OSSL_PARAM params[])
-{
-    CIPH_CTX *ctx = vctx;
+/* ---- binding ---- */
 
-    note_tls(ctx, params);
-    return ctx->alg->set_ctx_params(ctx->inner, params);
-}
-
-/* ---- functions called without a context: one per algorithm ---- */
-
-struct ciph_tramp {
-    OSSL_FUNC_cipher_newctx_fn *newctx;
-    OSSL_FUNC_cipher_get_params_fn *get_params;
-    OSSL_FUNC_cipher_gettable_params_fn *gettable_params;
-    OSSL_FUNC_cipher_gettable_ctx_params_fn *gettable_ctx_params;
-    OSSL_FUNC_cipher_settable_ctx_params_fn *settable_ctx_params;
-};
-
-#define CIPH_INNER(vctx) ((vctx) != NULL ? ((CIPH_CTX *)(vctx))->inner : NULL)
-#define CIPH_TRAMPOLINES(i)                                                              \
-    static void *ciph_newctx_##i(void *provctx)                                          \
+#define FN(type, id) ((type *)offload_mirror_fn(a->implementation, (id)))
+#define ICP(id, fn)                                                                      \
+    (struct offload_intercept)                                                           \
     {                                                                                    \
-        return ciph_newctx(provctx, &ciph_algs[i]);                                      \
-    }                                                                                    \
-    static int ciph_get_params_##i(OSSL_PARAM params[])                                  \
-    {                                                                                    \
-        return ciph_algs[i].get_params(params);                                          \
-    }                                                                                    \
-    static const OSSL_PARAM *ciph_gettable_##i(void *provctx)                            \
-    {                                                                                    \
-        (void)provctx;                                                                   \
-        return ciph_algs[i].gettable_params(offload_soft_provctx());                     \
-    }                                                                                    \
-    static const OSSL_PARAM *ciph_gettable_ctx_##i(void *vctx, void *provctx)            \
-    {                                                                                    \
-        (void)provctx;                                                                   \
-        return ciph_algs[i].gettable_ctx_params(CIPH_INNER(vctx),                        \
-                                                offload_soft_provctx());                 \
-    }                                                                                    \
-    static const OSSL_PARAM *ciph_settable_ctx_##i(void *vctx, void *provctx)            \
-    {                                                                                    \
-        (void)provctx;                                                                   \
-        return ciph_algs[i].settable_ctx_params(CIPH_INNER(vctx),                        \
-                                                offload_soft_provctx());                 \
-    }
-#define CIPH_TRAMP(i)                                                                    \
-    {                                                                                    \
-        ciph_newctx_##i, ciph_get_params_##i, ciph_gettable_##i, ciph_gettable_ctx_##i,  \
-            ciph_settable_ctx_##i                                                        \
+        (id), (void (*)(void))(fn)                                                       \
     }
 
-CIPH_TRAMPOLINES(0)
-CIPH_TRAMPOLINES(1)
-CIPH_TRAMPOLINES(2)
-CIPH_TRAMPOLINES(3)
-CIPH_TRAMPOLINES(4)
-CIPH_TRAMPOLINES(5)
-CIPH_TRAMPOLINES(6)
-CIPH_TRAMPOLINES(7)
-CIPH_TRAMPOLINES(8)
-CIPH_TRAMPOLINES(9)
+static size_t ciph_intercepts(size_t i, const OSSL_ALGORITHM *a,
+                              struct offload_intercept *ic)
+{
+    struct ciph_alg *alg;
+    size_t k, n = 0, slot = ciph_nslots;
 
-static const struct ciph_tramp ciph_tramps[CIPH_COUNT] = {
-    CIPH_TRAMP(0), CIPH_TRAMP(1), CIPH_TRAMP(2), CIPH_TRAMP(3), CIPH_TRAMP(4),
-    CIPH_TRAMP(5), CIPH_TRAMP(6), CIPH_TRAMP(7), CIPH_TRAMP(8), CIPH_TRAMP(9),
-};
+    (void)i;
+    for (k = 0; k < CIPH_KNOWN; k++)
+        if (offload_first_name_is(a->algorithm_names, ciph_known[k].name))
+            break;
+    if (k == CIPH_KNOWN || slot == CIPH_SLOTS)
+        return 0;
+    alg = &ciph_algs[slot];
+    memset(alg, 0, sizeof(*alg));
+    offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
+    alg->tls_cbc_capable = ciph_known[k].tls_cbc_capable;
+    alg->never_offload = ciph_known[k].never_offload;
+    alg->newctx = FN(OSSL_FUNC_cipher_newctx_fn, OSSL_FUNC_CIPHER_NEWCTX);
+    alg->freectx = FN(OSSL_FUNC_cipher_freectx_fn, OSSL_FUNC_CIPHER_FREECTX);
+    alg->dupctx = FN(OSSL_FUNC_cipher_dupctx_fn, OSSL_FUNC_CIPHER_DUPCTX);
+    alg->encrypt_init =
+        FN(OSSL_FUNC_cipher_encrypt_init_fn, OSSL_FUNC_CIPHER_ENCRYPT_INIT);
+    alg->decrypt_init =
+        FN(OSSL_FUNC_cipher_decrypt_init_fn, OSSL_FUNC_CIPHER_DECRYPT_INIT);
+    alg->encrypt_skey_init =
+        FN(OSSL_FUNC_cipher_encrypt_skey_init_fn, OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT);
+    alg->decrypt_skey_init =
+        FN(OSSL_FUNC_cipher_decrypt_skey_init_fn, OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT);
+    alg->update = FN(OSSL_FUNC_cipher_update_fn, OSSL_FUNC_CIPHER_UPDATE);
+    alg->final = FN(OSSL_FUNC_cipher_final_fn, OSSL_FUNC_CIPHER_FINAL);
+    alg->cipher = FN(OSSL_FUNC_cipher_cipher_fn, OSSL_FUNC_CIPHER_CIPHER);
+    alg->set_ctx_params =
+        FN(OSSL_FUNC_cipher_set_ctx_params_fn, OSSL_FUNC_CIPHER_SET_CTX_PARAMS);
+    /*
+     * Without these the direction cannot be learnt or the context kept
+     * alive for a worker: the default's table as it is.
+     */
+    if (alg->newctx == NULL || alg->freectx == NULL || alg->update == NULL ||
+        alg->final == NULL || alg->encrypt_init == NULL || alg->decrypt_init == NULL)
+        return 0;
+    ciph_nslots++;
+    /* An id the default lacks is dropped by offload_mirror_bind. */
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_NEWCTX, ciph_newctx_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_FREECTX, ciph_freectx_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_DUPCTX, ciph_dupctx_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_ENCRYPT_INIT, ciph_encrypt_init_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_DECRYPT_INIT, ciph_decrypt_init_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT, ciph_encrypt_skey_init_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT, ciph_decrypt_skey_init_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_UPDATE, ciph_update_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_FINAL, ciph_final_slot[slot]);
+    ic[n++] = ICP(OSSL_FUNC_CIPHER_CIPHER, ciph_cipher_slot[slot]);
+    if (alg->tls_cbc_capable)
+        ic[n++] = ICP(OSSL_FUNC_CIPHER_SET_CTX_PARAMS, ciph_set_ctx_params_slot[slot]);
+    return n;
+}
 
-#define CIPH_MAX_FNS 16
-static OSSL_DISPATCH ciph_dispatch[CIPH_COUNT][CIPH_MAX_FNS];
-static OSSL_ALGORITHM ciph_table[CIPH_COUNT + 1];
-
-#define BIND(field, id, ours) OFFLOAD_SOFT_BIND(alg, d, field, id, ours)
+/* Symmetric key management: the default's, nothing intercepted. */
+static size_t skm_intercepts(size_t i, const OSSL_ALGORITHM *a,
+                             struct offload_intercept *ic)
+{
+    (void)i;
+    (void)a;
+    (void)ic;
+    return 0;
+}
 
 size_t offload_cipher_bind(void)
 {
-    size_t i, n = 0;
+    size_t n;
 
-    for (i = 0; i < CIPH_COUNT; i++) {
-        struct ciph_alg *alg = &ciph_algs[i];
-        const struct ciph_tramp *t = &ciph_tramps[i];
-        OSSL_DISPATCH *d = ciph_dispatch[i];
-
-        alg->soft = offload_soft_find(OSSL_OP_CIPHER, alg->name, &alg->names);
-        if (alg->soft == NULL)
-            continue;
-        BIND(newctx, OSSL_FUNC_CIPHER_NEWCTX, t->newctx);
-        BIND(encrypt_init, OSSL_FUNC_CIPHER_ENCRYPT_INIT, ciph_encrypt_init);
-        BIND(decrypt_init, OSSL_FUNC_CIPHER_DECRYPT_INIT, ciph_decrypt_init);
-        BIND(update, OSSL_FUNC_CIPHER_UPDATE, ciph_update);
-        BIND(final, OSSL_FUNC_CIPHER_FINAL, ciph_final);
-        BIND(cipher, OSSL_FUNC_CIPHER_CIPHER, ciph_cipher);
-        BIND(freectx, OSSL_FUNC_CIPHER_FREECTX, ciph_freectx);
-        BIND(dupctx, OSSL_FUNC_CIPHER_DUPCTX, ciph_dupctx);
-        BIND(get_params, OSSL_FUNC_CIPHER_GET_PARAMS, t->get_params);
-        BIND(get_ctx_params, OSSL_FUNC_CIPHER_GET_CTX_PARAMS, ciph_get_ctx_params);
-        BIND(set_ctx_params, OSSL_FUNC_CIPHER_SET_CTX_PARAMS, ciph_set_ctx_params);
-        BIND(gettable_params, OSSL_FUNC_CIPHER_GETTABLE_PARAMS, t->gettable_params);
-        BIND(gettable_ctx_params, OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS,
-             t->gettable_ctx_params);
-        BIND(settable_ctx_params, OSSL_FUNC_CIPHER_SETTABLE_CTX_PARAMS,
-             t->settable_ctx_params);
-        *d = (OSSL_DISPATCH){0, NULL};
-        if (alg->newctx == NULL || alg->freectx == NULL || alg->update == NULL ||
-            alg->final == NULL || alg->encrypt_init == NULL ||
-            alg->decrypt_init == NULL) {
-            alg->soft = NULL;
-            continue;
-        }
-        ciph_table[n++] = (OSSL_ALGORITHM){alg->names, "provider=offload",
-                                           ciph_dispatch[i], "offload cipher"};
-    }
-    ciph_table[n] = (OSSL_ALGORITHM){NULL, NULL, NULL, NULL};
+    ciph_nslots = 0;
+    n = offload_mirror_bind(&ciph_mirror, OSSL_OP_CIPHER, ciph_intercepts);
+    /* 3.5 and later; nothing on 3.0 (decided by what the default offers). */
+    offload_mirror_bind(&skm_mirror, OSSL_OP_SKEYMGMT, skm_intercepts);
+    OFFLOAD_DEBUG("%zu ciphers mirrored, %zu of them intercepted; %zu symmetric key "
+                  "types",
+                  n, ciph_nslots, skm_mirror.n);
     return n;
+}
+
+void offload_cipher_unbind(void)
+{
+    offload_mirror_unbind(&ciph_mirror);
+    offload_mirror_unbind(&skm_mirror);
 }
 
 const OSSL_ALGORITHM *offload_cipher_algorithms(void)
 {
-    return ciph_table;
+    return ciph_mirror.algs;
+}
+
+const OSSL_ALGORITHM *offload_skeymgmt_algorithms(void)
+{
+    return skm_mirror.algs;
 }

@@ -1,23 +1,41 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Per-context state (ctxstate.h): a chained hash of mutex-guarded shards. */
+/*
+ * Per-context state (ctxstate.h): a chained hash of mutex-guarded shards,
+ * read without a lock. Entries are never freed while the module lives:
+ * the last release of one clears its |ctx| and puts it on a list of
+ * spares that the next entry made takes first. A reader walking a chain
+ * while a writer unlinks or recycles an entry may follow it into another
+ * chain or onto the spares: it then ends on NULL or after OFFLOAD_CTXSTATE_WALK steps
+ * without a match and asks again under the mutex.
+ */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "ctxstate.h"
 
-#define SHARDS  16
-#define BUCKETS 256 /* per shard */
+#define SHARDS 16
 
 static struct shard {
     pthread_mutex_t lock;
     size_t count;
-    struct offload_ctxstate *bucket[BUCKETS];
 } shards[SHARDS];
+
+struct offload_ctxstate *_Atomic offload_ctxstate_bucket[OFFLOAD_CTXSTATE_BUCKETS];
+
+/*
+ * Recycled entries, chained by |next|: pushed without a lock (a worker
+ * drops the last reference of an abandoned request's context, also while
+ * fork() waits for the workers with every shard locked), popped under
+ * spare_lock, itself taken only under a shard's lock, so pops never race
+ * each other (no ABA) and fork() never finds spare_lock held.
+ */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct offload_ctxstate *_Atomic spares;
 
 static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
 
-/* fork(): the child's copy of a shard must not be locked by a thread it lacks. */
+/* fork(): the child's copy of a lock must not be held by a thread it lacks. */
 static void fork_prepare(void)
 {
     for (size_t i = 0; i < SHARDS; i++)
@@ -37,15 +55,15 @@ static void shards_init(void)
     pthread_atfork(fork_prepare, fork_done, fork_done);
 }
 
-/* Heap addresses: the low bits are alignment, the next ones vary. */
-static size_t hash_of(const void *p)
+/* The spares go with the module (no entry is in use once it is unmapped). */
+static __attribute__((destructor)) void spares_free(void)
 {
-    uint64_t h = (uint64_t)(uintptr_t)p;
+    struct offload_ctxstate *s, *next;
 
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return (size_t)h;
+    for (s = atomic_exchange(&spares, NULL); s != NULL; s = next) {
+        next = atomic_load_explicit(&s->next, memory_order_relaxed);
+        free(s);
+    }
 }
 
 static struct shard *shard_of(size_t h)
@@ -54,41 +72,68 @@ static struct shard *shard_of(size_t h)
     return &shards[h % SHARDS];
 }
 
-static struct offload_ctxstate **slot_in(struct shard *sh, size_t h, const void *ctx)
+/* Under the shard's lock: the link that points at |ctx|'s entry, or at NULL. */
+static struct offload_ctxstate *_Atomic *slot_in(size_t h, const void *ctx)
 {
-    struct offload_ctxstate **pp = &sh->bucket[(h / SHARDS) % BUCKETS];
+    struct offload_ctxstate *_Atomic *pp = &offload_ctxstate_bucket[h];
+    struct offload_ctxstate *s;
 
-    while (*pp != NULL && (*pp)->ctx != ctx)
-        pp = &(*pp)->next;
+    while ((s = atomic_load_explicit(pp, memory_order_relaxed)) != NULL &&
+           atomic_load_explicit(&s->ctx, memory_order_relaxed) != ctx)
+        pp = &s->next;
     return pp;
 }
 
-struct offload_ctxstate *offload_ctxstate_find(void *ctx)
+struct offload_ctxstate *offload_ctxstate_find_locked(void *ctx)
 {
-    size_t h = hash_of(ctx);
+    size_t h = offload_ctxstate_hash(ctx);
     struct shard *sh = shard_of(h);
     struct offload_ctxstate *s;
 
     pthread_mutex_lock(&sh->lock);
-    s = *slot_in(sh, h, ctx);
+    s = atomic_load_explicit(slot_in(h, ctx), memory_order_relaxed);
     pthread_mutex_unlock(&sh->lock);
     return s;
 }
 
+/* A spare, or a new entry; under a shard's lock. */
+static struct offload_ctxstate *entry_new(void)
+{
+    struct offload_ctxstate *s;
+
+    pthread_mutex_lock(&spare_lock);
+    s = atomic_load_explicit(&spares, memory_order_acquire);
+    while (s != NULL &&
+           !atomic_compare_exchange_weak_explicit(
+               &spares, &s, atomic_load_explicit(&s->next, memory_order_relaxed),
+               memory_order_acquire, memory_order_acquire))
+        ;
+    pthread_mutex_unlock(&spare_lock);
+    return s != NULL ? s : calloc(1, sizeof(*s));
+}
+
 struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *free_ctx)
 {
-    size_t h = hash_of(ctx);
+    size_t h = offload_ctxstate_hash(ctx);
     struct shard *sh = shard_of(h);
-    struct offload_ctxstate **pp, *s;
+    struct offload_ctxstate *_Atomic *pp, *s;
 
     pthread_mutex_lock(&sh->lock);
-    pp = slot_in(sh, h, ctx);
-    s = *pp;
-    if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
-        s->ctx = ctx;
+    pp = slot_in(h, ctx);
+    s = atomic_load_explicit(pp, memory_order_relaxed);
+    if (s == NULL && (s = entry_new()) != NULL) {
+        /* Field by field: a lock-free reader may still look at ctx and next. */
         s->free_ctx = free_ctx;
-        atomic_init(&s->refs, 1);
-        *pp = s;
+        atomic_store_explicit(&s->refs, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->freed, 0, memory_order_relaxed);
+        s->cheap = 0;
+        s->maxsig = 0;
+        s->enc = 0;
+        s->tls_cbc = 0;
+        atomic_store_explicit(&s->ctx, ctx, memory_order_relaxed);
+        atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
+        atomic_store_explicit(pp, s,
+                              memory_order_release); /* appended: the chain's end */
         sh->count++;
     }
     pthread_mutex_unlock(&sh->lock);
@@ -102,28 +147,43 @@ void offload_ctxstate_hold(struct offload_ctxstate *s)
 
 void offload_ctxstate_release(struct offload_ctxstate *s)
 {
+    struct offload_ctxstate *next;
+    void *ctx;
+
     if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
-    /* Out of the table already: its free came through us. */
-    s->free_ctx(s->ctx);
-    free(s);
+    /*
+     * Out of the table already: its free came through us. |ctx| is cleared
+     * before the default frees the context, so a context made later at the
+     * same address never matches this entry.
+     */
+    ctx = atomic_load_explicit(&s->ctx, memory_order_relaxed);
+    atomic_store_explicit(&s->ctx, NULL, memory_order_release);
+    s->free_ctx(ctx);
+    next = atomic_load_explicit(&spares, memory_order_relaxed);
+    do
+        atomic_store_explicit(&s->next, next, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&spares, &next, s, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 void offload_ctxstate_free(void *ctx, offload_ctx_free_fn *free_ctx)
 {
     size_t h;
     struct shard *sh;
-    struct offload_ctxstate **pp, *s;
+    struct offload_ctxstate *_Atomic *pp, *s;
 
     if (ctx == NULL)
         return;
-    h = hash_of(ctx);
+    h = offload_ctxstate_hash(ctx);
     sh = shard_of(h);
     pthread_mutex_lock(&sh->lock);
-    pp = slot_in(sh, h, ctx);
-    s = *pp;
+    pp = slot_in(h, ctx);
+    s = atomic_load_explicit(pp, memory_order_relaxed);
     if (s != NULL) {
-        *pp = s->next;
+        /* Its own |next| stays: a reader standing on it walks on. */
+        atomic_store_explicit(pp, atomic_load_explicit(&s->next, memory_order_relaxed),
+                              memory_order_release);
         sh->count--;
     }
     pthread_mutex_unlock(&sh->lock);

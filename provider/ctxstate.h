@@ -11,26 +11,33 @@
  * request in flight. The default's free runs when the last one goes, so
  * the worker of an abandoned job never touches a freed context.
  *
- * Lookups take a mutex: only init, expensive steps and frees come here.
+ * Entries are recycled, never freed while the module is mapped, so a
+ * pointer to one is always safe to read: offload_ctxstate_find walks a
+ * bucket's chain without a lock (a cipher init per TLS record comes here)
+ * and takes the shard's mutex only when the walk does not end on the
+ * entry. Making, removing and recycling entries take the mutex.
  */
 #ifndef OFFLOAD_CTXSTATE_H
 #define OFFLOAD_CTXSTATE_H
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The default's free function of a context. */
 typedef void offload_ctx_free_fn(void *ctx);
 
 struct offload_ctxstate {
-    struct offload_ctxstate *next; /* the table's chain */
-    void *ctx;                     /* the default's context (the table's key) */
+    struct offload_ctxstate *_Atomic next; /* the table's chain, or the spares' */
+    void *_Atomic ctx; /* the default's context (the table's key); NULL once recycled */
     offload_ctx_free_fn *free_ctx; /* its free: called with the last reference */
     _Atomic unsigned refs;         /* 1 while the context lives, + 1 per request */
     _Atomic int freed;             /* its free came through us: gone for the caller */
     /* The families' per-context state. */
     int cheap;     /* the key set at init is cheap (keymgmt.h) */
     size_t maxsig; /* signature size for the key set at init; 0: ask the default */
+    int enc;       /* ciphers: the last init encrypts */
+    int tls_cbc;   /* ciphers: CBC with "tls-version" set, stays inline */
 };
 
 /*
@@ -39,8 +46,48 @@ struct offload_ctxstate {
  * valid until |ctx| is freed through offload_ctxstate_free.
  */
 struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *free_ctx);
-/* The entry of |ctx|, or NULL. */
-struct offload_ctxstate *offload_ctxstate_find(void *ctx);
+/*
+ * The entry of |ctx|, or NULL. No lock when the walk finds it: a caller
+ * that legitimately holds |ctx| (not freed, not freed concurrently) can
+ * only match its own entry, since an entry's |ctx| is cleared before the
+ * default's free of the context it belonged to.
+ */
+static inline struct offload_ctxstate *offload_ctxstate_find(void *ctx);
+
+/* ---- the lock-free walk, inline (a cipher init per TLS record) ---- */
+
+#define OFFLOAD_CTXSTATE_BUCKETS 4096 /* bucket i is guarded by shard i % 16 */
+#define OFFLOAD_CTXSTATE_WALK    8    /* lock-free steps before the mutex */
+
+extern __attribute__((visibility("hidden"))) struct offload_ctxstate
+    *_Atomic offload_ctxstate_bucket[OFFLOAD_CTXSTATE_BUCKETS];
+
+/* The same lookup under the shard's mutex. */
+struct offload_ctxstate *offload_ctxstate_find_locked(void *ctx);
+
+/* Heap addresses: the low bits are alignment, the next ones vary. */
+static inline size_t offload_ctxstate_hash(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p;
+
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (size_t)h % OFFLOAD_CTXSTATE_BUCKETS;
+}
+
+static inline struct offload_ctxstate *offload_ctxstate_find(void *ctx)
+{
+    struct offload_ctxstate *s = atomic_load_explicit(
+        &offload_ctxstate_bucket[offload_ctxstate_hash(ctx)], memory_order_acquire);
+
+    for (int n = 0; s != NULL && n < OFFLOAD_CTXSTATE_WALK; n++) {
+        if (atomic_load_explicit(&s->ctx, memory_order_acquire) == ctx)
+            return s;
+        s = atomic_load_explicit(&s->next, memory_order_acquire);
+    }
+    return offload_ctxstate_find_locked(ctx);
+}
 
 /* A request takes a reference on |s| (and so on its context). */
 void offload_ctxstate_hold(struct offload_ctxstate *s);

@@ -60,8 +60,8 @@ size_t offload_mirror_bind(struct offload_mirror *m, int operation_id,
     for (i = 0, a = src; i < nalg; i++, a++) {
         const OSSL_DISPATCH *s;
 
-        nic = i < OFFLOAD_SLOTS ? icp(i, a, ic) : 0;
-        if (i == OFFLOAD_SLOTS)
+        nic = m->own_slots || i < OFFLOAD_SLOTS ? icp(i, a, ic) : 0;
+        if (i == OFFLOAD_SLOTS && !m->own_slots)
             OFFLOAD_DEBUG("%s: %zu algorithms, only the first %d intercepted",
                           m->description, nalg, OFFLOAD_SLOTS);
         m->algs[i] = (OSSL_ALGORITHM){

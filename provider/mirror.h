@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The mirror: key management, signatures and key exchange are the
+ * The mirror: key management, signatures, key exchange, ciphers and (3.5)
+ * symmetric key management are the
  * default provider's own tables, copied entry by entry at bind time
  * (every function id, known to us or not), with a few entries replaced by
  * intercepts of ours. Our provider context is the default's, key data
@@ -25,6 +26,19 @@
  * Function ids the OpenSSL 3.0 headers lack. What is offered is decided at
  * run time from the default provider's tables, never from the headers.
  */
+#ifndef OSSL_OP_SKEYMGMT
+#define OSSL_OP_SKEYMGMT 15
+#endif
+#ifndef OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT
+#define OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT 19
+#define OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT 20
+typedef int OSSL_FUNC_cipher_encrypt_skey_init_fn(void *cctx, void *skeydata,
+                                                  const unsigned char *iv, size_t ivlen,
+                                                  const OSSL_PARAM params[]);
+typedef int OSSL_FUNC_cipher_decrypt_skey_init_fn(void *cctx, void *skeydata,
+                                                  const unsigned char *iv, size_t ivlen,
+                                                  const OSSL_PARAM params[]);
+#endif
 #ifndef OSSL_FUNC_SIGNATURE_QUERY_KEY_TYPES
 #define OSSL_FUNC_SIGNATURE_QUERY_KEY_TYPES 26
 #endif
@@ -103,6 +117,19 @@
     static fntype *const name##_slot[OFFLOAD_SLOTS] = {                                  \
         OFFLOAD_FOR_SLOTS(OFFLOAD_TRAMP_PTR_, name)};
 
+/*
+ * The same for a family that numbers its own slots (struct offload_mirror's
+ * own_slots): 16 of them, 0x0 .. 0xf.
+ */
+#define OFFLOAD_TRAMPOLINES16(fntype, ret, name, params, args)                           \
+    OFFLOAD_SLOT_ROW_(OFFLOAD_TRAMP_DEF_, 0, fntype, ret, name, params, args)            \
+    static fntype *const name##_slot[16] = {                                             \
+        OFFLOAD_SLOT_ROW_(OFFLOAD_TRAMP_PTR_, 0, name)};
+#define OFFLOAD_TRAMPOLINES16_VOID(fntype, name, params, args)                           \
+    OFFLOAD_SLOT_ROW_(OFFLOAD_TRAMP_VOID_DEF_, 0, fntype, name, params, args)            \
+    static fntype *const name##_slot[16] = {                                             \
+        OFFLOAD_SLOT_ROW_(OFFLOAD_TRAMP_PTR_, 0, name)};
+
 /* One replaced entry: the default's function |id| becomes |fn|. */
 struct offload_intercept {
     int id;
@@ -123,9 +150,16 @@ typedef size_t offload_intercept_fn(size_t slot, const OSSL_ALGORITHM *alg,
 /* A family's mirrored algorithm table. */
 struct offload_mirror {
     const char *description; /* "offload signature" */
-    size_t n;                /* algorithms offered */
-    OSSL_ALGORITHM *algs;    /* n + 1 entries, NULL-terminated */
-    void *mem;               /* one allocation for |algs| and every table */
+    /*
+     * 0: the intercept callback sees the first OFFLOAD_SLOTS algorithms,
+     * |slot| being the algorithm's index. 1: it sees every algorithm and
+     * numbers the few it intercepts itself (ciphers: the default offers
+     * some 150, offload intercepts ten of them, ChaCha20-Poly1305 last).
+     */
+    int own_slots;
+    size_t n;             /* algorithms offered */
+    OSSL_ALGORITHM *algs; /* n + 1 entries, NULL-terminated */
+    void *mem;            /* one allocation for |algs| and every table */
 };
 
 /*

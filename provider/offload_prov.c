@@ -21,6 +21,7 @@
 #include "config.h"
 #include "ctxstate.h"
 #include "families.h"
+#include "mirror.h"
 #include "offload_version.h"
 #include "prov.h"
 #include "soft.h"
@@ -244,6 +245,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_keyexch_algorithms();
     case OSSL_OP_CIPHER:
         return offload_cipher_algorithms();
+    case OSSL_OP_SKEYMGMT:
+        return offload_skeymgmt_algorithms();
     }
     return NULL;
 }
@@ -265,6 +268,7 @@ static void offload_teardown(void *provctx)
         offload_keymgmt_unbind();
         offload_signature_unbind();
         offload_keyexch_unbind();
+        offload_cipher_unbind();
         offload_soft_release();
         errors_unload();
         OFFLOAD_DEBUG("unloaded");
