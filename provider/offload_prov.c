@@ -243,6 +243,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_signature_algorithms();
     case OSSL_OP_KEYEXCH:
         return offload_keyexch_algorithms();
+    case OSSL_OP_KEM:
+        return offload_kem_algorithms();
     case OSSL_OP_CIPHER:
         return offload_cipher_algorithms();
     case OSSL_OP_SKEYMGMT:
@@ -269,6 +271,7 @@ static void offload_teardown(void *provctx)
         offload_signature_unbind();
         offload_keyexch_unbind();
         offload_cipher_unbind();
+        offload_kem_unbind();
         offload_soft_release();
         errors_unload();
         OFFLOAD_DEBUG("unloaded");
@@ -301,7 +304,7 @@ static const OSSL_DISPATCH offload_dispatch[] = {
     {0, NULL}};
 
 /* The log's lines at load: every key's effective value, and what was bound. */
-static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nciph)
+static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t nciph)
 {
     char line[256];
 
@@ -309,8 +312,9 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nciph)
     offload_log("loaded %s: %s", OFFLOAD_VERSION, line);
     offload_log("stats_file=%s",
                 active.stats_file[0] != '\0' ? active.stats_file : "(none)");
-    offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu ciphers",
-                nkm, nsig, nkex, nciph);
+    offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu KEMs, %zu "
+                "ciphers",
+                nkm, nsig, nkex, nkem, nciph);
 }
 
 /*
@@ -396,13 +400,14 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         size_t nkm = offload_keymgmt_bind();
         size_t nsig = offload_signature_bind();
         size_t nkex = offload_keyexch_bind();
+        size_t nkem = offload_kem_bind();
         size_t nciph = offload_cipher_bind();
 
         atomic_store(&offload_running, 1);
         if (active.stats_file[0] != '\0')
             offload_stats_file_start(active.stats_file);
         if (offload_log_enabled())
-            log_config(nkm, nsig, nkex, nciph);
+            log_config(nkm, nsig, nkex, nkem, nciph);
     } else {
         OFFLOAD_DEBUG("loaded again (instance %u): it shares the accelerator",
                       prov_instances);

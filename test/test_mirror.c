@@ -141,6 +141,13 @@ static void test_skeymgmt(void **state)
     check_operation(OSSL_OP_SKEYMGMT, "skeymgmt");
 }
 
+/* Every KEM too: its keys are offload's, so its operations must be. */
+static void test_kem(void **state)
+{
+    (void)state;
+    check_operation(OSSL_OP_KEM, "kem");
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -161,9 +168,9 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keymgmt),  cmocka_unit_test(test_signature),
-        cmocka_unit_test(test_keyexch),  cmocka_unit_test(test_cipher),
-        cmocka_unit_test(test_skeymgmt),
+        cmocka_unit_test(test_keymgmt),   cmocka_unit_test(test_kem),
+        cmocka_unit_test(test_signature), cmocka_unit_test(test_keyexch),
+        cmocka_unit_test(test_cipher),    cmocka_unit_test(test_skeymgmt),
     };
 
     return cmocka_run_group_tests_name("mirror", tests, group_setup, group_teardown);

@@ -81,6 +81,28 @@ static uint64_t key_exchanges(void)
     return counter(KEX(OFFLOAD_STAT_INLINE)) + counter(KEX(OFFLOAD_STAT_OFFLOADED));
 }
 
+/* Key generations through offload (a TLS key share's key is one). */
+static uint64_t key_generations(void)
+{
+    return counter("offload-keygen-" OFFLOAD_STAT_INLINE) +
+           counter("offload-keygen-" OFFLOAD_STAT_OFFLOADED);
+}
+
+/*
+ * 1 when |group| is a KEM that offload offers (3.5's X25519MLKEM768 and the
+ * other hybrids, decided at run time): its key share is an encapsulation,
+ * not a key exchange.
+ */
+static int kem_group(const char *group)
+{
+    EVP_KEM *kem =
+        group != NULL ? EVP_KEM_fetch(S.env.libctx, group, OFFLOAD_PROPQ) : NULL;
+
+    ERR_clear_error();
+    EVP_KEM_free(kem);
+    return kem != NULL;
+}
+
 /*
  * Why a TLS 1.2 CBC suite's records may bypass offload: without
  * encrypt-then-MAC, libssl prefers a stitched AES-CBC-HMAC-SHA cipher
@@ -149,7 +171,8 @@ struct peer {
     size_t sent;
     unsigned char *rx;
     size_t got;
-    unsigned writes;      /* SSL_write calls completed: one record each */
+    unsigned writes; /* SSL_write calls completed: one record each */
+    enum { PAUSED_NONE, PAUSED_WRITE, PAUSED_READ } paused; /* whose job waits */
     unsigned async_waits; /* SSL_ERROR_WANT_ASYNC answered with poll() */
 };
 
@@ -172,18 +195,22 @@ static void wait_async(struct peer *p)
     p->async_waits++;
 }
 
-/* After a call of |p| answered |r| <= 0: anything but "try again" fails the test. */
-static void retry_or_fail(struct peer *p, int r, const char *op)
+/*
+ * After a call of |p| answered |r| <= 0: anything but "try again" fails the
+ * test. Returns 1 when the call's job is paused (SSL_ERROR_WANT_ASYNC,
+ * waited for), 0 for want read/write.
+ */
+static int retry_or_fail(struct peer *p, int r, const char *op)
 {
     int e = SSL_get_error(p->ssl, r);
 
     switch (e) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
-        return;
+        return 0;
     case SSL_ERROR_WANT_ASYNC:
         wait_async(p);
-        return;
+        return 1;
     default:
         test_dump_errors(op);
         /* "no shared cipher" for ECDHE suites: did the client offer EC groups? */
@@ -192,6 +219,7 @@ static void retry_or_fail(struct peer *p, int r, const char *op)
                           SSL_get1_groups(p->ssl, NULL));
         fail_msg("%s: %s failed, SSL_get_error %d", p->name, op, e);
     }
+    return 0;
 }
 
 static void handshake(struct peer *c, struct peer *s)
@@ -209,29 +237,37 @@ static void handshake(struct peer *c, struct peer *s)
     }
 }
 
-/* One write (CHUNK bytes, or what is left) and one read, as far as they go. */
+/*
+ * One write (CHUNK bytes, or what is left) and one read, as far as they go.
+ * A call answered SSL_ERROR_WANT_ASYNC left its job paused: libssl resumes
+ * that job at the next call on the SSL, whatever the call, so the same
+ * call (same arguments) must come next. Until it has, the other one waits.
+ */
 static void io_step(struct peer *p)
 {
     size_t n, done = 0;
     int r;
 
-    if (p->sent < TOTAL) {
+    if (p->sent < TOTAL && p->paused != PAUSED_READ) {
         n = TOTAL - p->sent < CHUNK ? TOTAL - p->sent : CHUNK;
         r = SSL_write_ex(p->ssl, p->tx + p->sent, n, &done);
+        p->paused = PAUSED_NONE;
         if (r > 0) {
             assert_int_equal(done, n);
             p->sent += done;
             p->writes++;
-        } else {
-            retry_or_fail(p, r, "SSL_write_ex");
+        } else if (retry_or_fail(p, r, "SSL_write_ex")) {
+            p->paused = PAUSED_WRITE;
+            return;
         }
     }
-    if (p->got < TOTAL) {
+    if (p->got < TOTAL && p->paused != PAUSED_WRITE) {
         r = SSL_read_ex(p->ssl, p->rx + p->got, TOTAL - p->got, &done);
+        p->paused = PAUSED_NONE;
         if (r > 0)
             p->got += done;
-        else
-            retry_or_fail(p, r, "SSL_read_ex");
+        else if (retry_or_fail(p, r, "SSL_read_ex"))
+            p->paused = PAUSED_READ;
     }
 }
 
@@ -307,7 +343,8 @@ static void connect_and_exchange(const struct run *run)
     struct peer *cp = &K.c, *sp = &K.s;
     BIO *bc = NULL, *bs = NULL;
     uint64_t upd0 = cipher_updates(), sig0 = signatures(), kex0 = key_exchanges(),
-             sigoff0 = counter(SIG(OFFLOAD_STAT_OFFLOADED)), upd, sig, sigoff, kex;
+             gen0 = key_generations(), sigoff0 = counter(SIG(OFFLOAD_STAT_OFFLOADED)),
+             upd, sig, sigoff, kex, gen;
     unsigned records;
     const char *cn, *sn, *group;
 
@@ -334,6 +371,7 @@ static void connect_and_exchange(const struct run *run)
     sigoff = counter(SIG(OFFLOAD_STAT_OFFLOADED)) - sigoff0;
     sig = signatures() - sig0;
     kex = key_exchanges() - kex0;
+    gen = key_generations() - gen0;
     group = SSL_group_to_name(cp->ssl, SSL_get_negotiated_group(cp->ssl));
     assert_int_equal(SSL_get_verify_result(cp->ssl), X509_V_OK);
     assert_int_equal(SSL_version(cp->ssl), run->version);
@@ -375,14 +413,20 @@ static void connect_and_exchange(const struct run *run)
     /*
      * ...and its (EC)DHE ran there too: libssl keeps an EC group only when
      * the key manager it fetches for it belongs to the provider that
-     * advertised the group ("TLS-GROUP" capability).
+     * advertised the group ("TLS-GROUP" capability). A KEM group (3.5's
+     * default, the hybrid X25519MLKEM768) makes no key exchange: its key
+     * share's key must come from offload's key manager all the same.
      */
-    if (kex == 0)
+    if (kem_group(group)) {
+        if (gen == 0)
+            fail_msg("%s: group %s: no key generated through offload", run->suite, group);
+    } else if (kex == 0) {
         fail_msg(
             "%s: no key exchange through offload (group %s): offload's EC/X25519 key "
             "managers are preferred but offload advertises no TLS-GROUP capability, "
             "so libssl drops every EC group",
             run->suite, group != NULL ? group : "none");
+    }
     if (run->async_server) {
         /* The server's RSA signature went to a worker while its job waited. */
         assert_true(sigoff >= 1);
