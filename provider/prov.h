@@ -13,6 +13,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 
+#include "errors.h"
 #include "log.h"
 #include "offload.h"
 
@@ -22,31 +23,6 @@
  * reads it; the name stays for the cipher family, which keeps it.
  */
 typedef struct offload_provctx OFFLOAD_PROVCTX;
-
-/* Reason codes, strings in offload_prov.c. */
-enum {
-    OFFLOAD_R_SOFT_ENGINE = 1,
-    OFFLOAD_R_NOT_RUNNING,
-    OFFLOAD_R_NULL_ARGUMENT,
-    OFFLOAD_R_WRONG_KEY_TYPE,
-    OFFLOAD_R_NO_KEY,
-    OFFLOAD_R_BUFFER_TOO_SMALL,
-    OFFLOAD_R_ALLOC,
-    OFFLOAD_R_ENGINE_FAILED,
-    OFFLOAD_R_BAD_PARAM,
-    OFFLOAD_R_TAG_MISMATCH,
-};
-
-/*
- * Raises |reason| (one of ours, or a packed ERR_PACK code of another
- * library) on the calling thread's error queue, through our own error
- * library ("offload", registered at the first init): no core handle is
- * involved, so it works wherever we run. |pctx| is ignored (may be NULL).
- */
-void offload_raise(const void *pctx, const char *file, int line, const char *func,
-                   int reason, const char *fmt, ...);
-#define OFFLOAD_RAISE(pctx, reason, ...)                                                 \
-    offload_raise((pctx), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
 
 /* 1 while the provider may serve requests (set by init, cleared by teardown). */
 extern _Atomic int offload_running;
