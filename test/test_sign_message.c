@@ -2,7 +2,8 @@
 /*
  * The message-signing API of OpenSSL 3.4+ through offload: an explicit
  * signature algorithm (Ed25519, and the composites ECDSA-SHA256 and
- * RSA-SHA256) with
+ * RSA-SHA256; for sign_init_ex2 also plain RSA with PSS chosen by params)
+ * with
  *   EVP_PKEY_sign_message_init + update + final (or + EVP_PKEY_sign where
  *   the default provider offers no update/final for it, as for Ed25519)
  *   EVP_PKEY_sign_init_ex2 + EVP_PKEY_sign of the message's SHA-256 digest
@@ -30,7 +31,10 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/opensslv.h>
+#include <openssl/params.h>
+#include <openssl/rsa.h>
 
 #include "common.h"
 #include "harness.h"
@@ -70,6 +74,7 @@ struct sigcase {
     const char *md;        /* what the reference verifies with */
     enum mode mode;
     int streaming; /* the default offers update and final for |alg| */
+    int pss;       /* RSA-PSS chosen by params at init (saltlen 32), verified so */
 };
 
 /* The default provider's functions of signature algorithm |alg| (any of its names). */
@@ -105,9 +110,12 @@ static int offers(const OSSL_DISPATCH *d, int id)
 static int case_runs(struct sigcase *c)
 {
     const OSSL_DISPATCH *d = default_impl(c->alg);
-    int runs = offers(d, ID_SIGN_MESSAGE_INIT) && S.sign_message_init != NULL &&
-               S.sign_init_ex2 != NULL && S.sign_message_update != NULL &&
-               S.sign_message_final != NULL;
+    /* sign_init_ex2 takes any signature algorithm; the message API wants its own. */
+    int runs = c->mode == MODE_INIT_EX2
+                   ? d != NULL && S.sign_init_ex2 != NULL
+                   : offers(d, ID_SIGN_MESSAGE_INIT) && S.sign_message_init != NULL &&
+                         S.sign_init_ex2 != NULL && S.sign_message_update != NULL &&
+                         S.sign_message_final != NULL;
 
     if (OpenSSL_version_num() >= 0x30400000L && !runs)
         fail_msg("OpenSSL %s: %s without message signing",
@@ -124,8 +132,11 @@ static int case_runs(struct sigcase *c)
 static int verify_ref(const struct sigcase *c, const unsigned char *sig, size_t siglen)
 {
     EVP_MD_CTX *m = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pk = NULL;
     int ok = m != NULL &&
-             EVP_DigestVerifyInit_ex(m, NULL, c->md, S.ref, NULL, *c->ref, NULL) > 0 &&
+             EVP_DigestVerifyInit_ex(m, &pk, c->md, S.ref, NULL, *c->ref, NULL) > 0 &&
+             (!c->pss || (EVP_PKEY_CTX_set_rsa_padding(pk, RSA_PKCS1_PSS_PADDING) > 0 &&
+                          EVP_PKEY_CTX_set_rsa_pss_saltlen(pk, 32) > 0)) &&
              EVP_DigestVerify(m, sig, siglen, message, sizeof(message)) == 1;
 
     EVP_MD_CTX_free(m);
@@ -153,9 +164,17 @@ static int sign_case(void *arg)
     } else if (ok) {
         unsigned char md[32];
         unsigned int mdlen = sizeof(md);
+        int saltlen = 32;
+        OSSL_PARAM pss[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE,
+                                             (char *)OSSL_PKEY_RSA_PAD_MODE_PSS, 0),
+            OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST,
+                                             (char *)"SHA256", 0),
+            OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &saltlen),
+            OSSL_PARAM_construct_end()};
 
         ok = EVP_Digest(message, sizeof(message), md, &mdlen, EVP_sha256(), NULL) &&
-             S.sign_init_ex2(pctx, sig, NULL) > 0 &&
+             S.sign_init_ex2(pctx, sig, c->pss ? pss : NULL) > 0 &&
              EVP_PKEY_sign(pctx, out, &outlen, md, mdlen) > 0;
     }
     ok = ok && verify_ref(c, out, outlen);
@@ -188,7 +207,7 @@ static void run_case(struct sigcase *c)
                   c->mode == MODE_INIT_EX2 ? "sign_init_ex2 + sign"
                   : c->streaming           ? "sign_message_init + update + final"
                                            : "sign_message_init + sign",
-                  "");
+                  c->pss ? " (PSS by params)" : "");
     off0 = counter(OFFLOAD_STAT_OFFLOADED);
     assert_int_equal(sign_case(c), 1);
     assert_int_equal(counter(OFFLOAD_STAT_OFFLOADED), off0); /* out of a job: inline */
@@ -225,7 +244,7 @@ static void run_case(struct sigcase *c)
 
 static void test_ed25519_message(void **state)
 {
-    struct sigcase c = {"ED25519", &S.ed, &S.ed_ref, NULL, MODE_MESSAGE, 0};
+    struct sigcase c = {"ED25519", &S.ed, &S.ed_ref, NULL, MODE_MESSAGE, 0, 0};
 
     (void)state;
     run_case(&c);
@@ -233,7 +252,7 @@ static void test_ed25519_message(void **state)
 
 static void test_ecdsa_sha256_message(void **state)
 {
-    struct sigcase c = {"ECDSA-SHA256", &S.ec, &S.ec_ref, "SHA256", MODE_MESSAGE, 0};
+    struct sigcase c = {"ECDSA-SHA256", &S.ec, &S.ec_ref, "SHA256", MODE_MESSAGE, 0, 0};
 
     (void)state;
     run_case(&c);
@@ -241,7 +260,7 @@ static void test_ecdsa_sha256_message(void **state)
 
 static void test_rsa_sha256_message(void **state)
 {
-    struct sigcase c = {"RSA-SHA256", &S.rsa, &S.rsa_ref, "SHA256", MODE_MESSAGE, 0};
+    struct sigcase c = {"RSA-SHA256", &S.rsa, &S.rsa_ref, "SHA256", MODE_MESSAGE, 0, 0};
 
     (void)state;
     run_case(&c);
@@ -249,7 +268,7 @@ static void test_rsa_sha256_message(void **state)
 
 static void test_ecdsa_sha256_init_ex2(void **state)
 {
-    struct sigcase c = {"ECDSA-SHA256", &S.ec, &S.ec_ref, "SHA256", MODE_INIT_EX2, 0};
+    struct sigcase c = {"ECDSA-SHA256", &S.ec, &S.ec_ref, "SHA256", MODE_INIT_EX2, 0, 0};
 
     (void)state;
     run_case(&c);
@@ -257,7 +276,16 @@ static void test_ecdsa_sha256_init_ex2(void **state)
 
 static void test_rsa_sha256_init_ex2(void **state)
 {
-    struct sigcase c = {"RSA-SHA256", &S.rsa, &S.rsa_ref, "SHA256", MODE_INIT_EX2, 0};
+    struct sigcase c = {"RSA-SHA256", &S.rsa, &S.rsa_ref, "SHA256", MODE_INIT_EX2, 0, 0};
+
+    (void)state;
+    run_case(&c);
+}
+
+/* RSA with PSS padding chosen by the params of sign_init_ex2. */
+static void test_rsa_pss_params_init_ex2(void **state)
+{
+    struct sigcase c = {"RSA", &S.rsa, &S.rsa_ref, "SHA256", MODE_INIT_EX2, 0, 1};
 
     (void)state;
     run_case(&c);
@@ -347,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_rsa_sha256_message),
         cmocka_unit_test(test_ecdsa_sha256_init_ex2),
         cmocka_unit_test(test_rsa_sha256_init_ex2),
+        cmocka_unit_test(test_rsa_pss_params_init_ex2),
     };
 
     return cmocka_run_group_tests_name("sign_message", tests, group_setup,
