@@ -327,24 +327,12 @@ static void ciph_freectx(size_t slot, void *ctx)
     offload_ctxstate_free(ctx, ciph_algs[slot].freectx);
 }
 
+/* Every cipher context has its entry (made by NEWCTX): a duplicate too. */
 static void *ciph_dupctx(size_t slot, void *ctx)
 {
     const struct ciph_alg *alg = &ciph_algs[slot];
-    struct offload_ctxstate *src = offload_ctxstate_find(ctx), *dst;
-    void *dup = alg->dupctx(ctx);
 
-    if (dup == NULL)
-        return NULL;
-    if ((dst = offload_ctxstate_get(dup, alg->freectx)) == NULL) {
-        alg->freectx(dup);
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "cipher context");
-        return NULL;
-    }
-    if (src != NULL) {
-        dst->enc = src->enc;
-        dst->tls_cbc = src->tls_cbc;
-    }
-    return dup;
+    return offload_ctxstate_dup(ctx, alg->dupctx(ctx), alg->freectx, 1, "cipher context");
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "ctxstate.h"
+#include "errors.h"
 
 #define SHARDS 16
 
@@ -207,4 +208,25 @@ size_t offload_ctxstate_count(void)
         pthread_mutex_unlock(&sh->lock);
     }
     return n;
+}
+
+void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
+                           int always, const char *what)
+{
+    struct offload_ctxstate *src = offload_ctxstate_find(ctx), *dst;
+
+    if (dup == NULL || (src == NULL && !always))
+        return dup;
+    if ((dst = offload_ctxstate_get(dup, free_ctx)) == NULL) {
+        free_ctx(dup);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s", what);
+        return NULL;
+    }
+    if (src != NULL) {
+        dst->cheap = src->cheap;
+        dst->maxsig = src->maxsig;
+        dst->enc = src->enc;
+        dst->tls_cbc = src->tls_cbc;
+    }
+    return dup;
 }

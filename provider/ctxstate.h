@@ -89,6 +89,16 @@ static inline struct offload_ctxstate *offload_ctxstate_find(void *ctx)
     return offload_ctxstate_find_locked(ctx);
 }
 
+/*
+ * A family's DUPCTX: |dup| is the default's duplicate of |ctx| (NULL when
+ * that failed). Gives |dup| an entry with |ctx|'s per-context state (when
+ * |ctx| has none: an entry anyway if |always|, else none) and returns
+ * |dup|; out of memory, frees |dup|, raises "out of memory: <what>" and
+ * returns NULL.
+ */
+void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
+                           int always, const char *what);
+
 /* A request takes a reference on |s| (and so on its context). */
 void offload_ctxstate_hold(struct offload_ctxstate *s);
 /* Drops one; the last runs the default's free of the context. */

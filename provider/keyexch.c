@@ -64,18 +64,9 @@ static void kex_freectx(size_t slot, void *ctx)
 static void *kex_dupctx(size_t slot, void *ctx)
 {
     const struct kex_alg *alg = &kex_algs[slot];
-    struct offload_ctxstate *src = offload_ctxstate_find(ctx), *dst;
-    void *dup = alg->dupctx(ctx);
 
-    if (dup == NULL || src == NULL)
-        return dup;
-    if ((dst = offload_ctxstate_get(dup, alg->freectx)) == NULL) {
-        alg->freectx(dup);
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "key exchange context");
-        return NULL;
-    }
-    dst->cheap = src->cheap;
-    return dup;
+    return offload_ctxstate_dup(ctx, alg->dupctx(ctx), alg->freectx, 0,
+                                "key exchange context");
 }
 
 static int kex_init(size_t slot, void *ctx, void *key, const OSSL_PARAM params[])

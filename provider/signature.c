@@ -260,19 +260,9 @@ static void sig_freectx(size_t slot, void *ctx)
 static void *sig_dupctx(size_t slot, void *ctx)
 {
     const struct sig_alg *alg = &sig_algs[slot];
-    struct offload_ctxstate *src = offload_ctxstate_find(ctx), *dst;
-    void *dup = alg->dupctx(ctx);
 
-    if (dup == NULL || src == NULL)
-        return dup;
-    if ((dst = offload_ctxstate_get(dup, alg->freectx)) == NULL) {
-        alg->freectx(dup);
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "signature context");
-        return NULL;
-    }
-    dst->cheap = src->cheap;
-    dst->maxsig = src->maxsig;
-    return dup;
+    return offload_ctxstate_dup(ctx, alg->dupctx(ctx), alg->freectx, 0,
+                                "signature context");
 }
 
 /*
