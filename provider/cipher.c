@@ -510,13 +510,6 @@ OFFLOAD_TRAMPOLINES16(OSSL_FUNC_cipher_cipher_fn, int, ciph_cipher,
 
 /* ---- binding ---- */
 
-#define FN(type, id) ((type *)offload_mirror_fn(a->implementation, (id)))
-#define ICP(id, fn)                                                                      \
-    (struct offload_intercept)                                                           \
-    {                                                                                    \
-        (id), (void (*)(void))(fn)                                                       \
-    }
-
 static size_t ciph_intercepts(size_t i, const OSSL_ALGORITHM *a,
                               struct offload_intercept *ic)
 {
@@ -534,22 +527,22 @@ static size_t ciph_intercepts(size_t i, const OSSL_ALGORITHM *a,
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->tls_cbc_capable = ciph_known[k].tls_cbc_capable;
     alg->never_offload = ciph_known[k].never_offload;
-    alg->newctx = FN(OSSL_FUNC_cipher_newctx_fn, OSSL_FUNC_CIPHER_NEWCTX);
-    alg->freectx = FN(OSSL_FUNC_cipher_freectx_fn, OSSL_FUNC_CIPHER_FREECTX);
-    alg->dupctx = FN(OSSL_FUNC_cipher_dupctx_fn, OSSL_FUNC_CIPHER_DUPCTX);
+    alg->newctx = OFFLOAD_FN(OSSL_FUNC_cipher_newctx_fn, OSSL_FUNC_CIPHER_NEWCTX);
+    alg->freectx = OFFLOAD_FN(OSSL_FUNC_cipher_freectx_fn, OSSL_FUNC_CIPHER_FREECTX);
+    alg->dupctx = OFFLOAD_FN(OSSL_FUNC_cipher_dupctx_fn, OSSL_FUNC_CIPHER_DUPCTX);
     alg->encrypt_init =
-        FN(OSSL_FUNC_cipher_encrypt_init_fn, OSSL_FUNC_CIPHER_ENCRYPT_INIT);
+        OFFLOAD_FN(OSSL_FUNC_cipher_encrypt_init_fn, OSSL_FUNC_CIPHER_ENCRYPT_INIT);
     alg->decrypt_init =
-        FN(OSSL_FUNC_cipher_decrypt_init_fn, OSSL_FUNC_CIPHER_DECRYPT_INIT);
-    alg->encrypt_skey_init =
-        FN(OSSL_FUNC_cipher_encrypt_skey_init_fn, OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT);
-    alg->decrypt_skey_init =
-        FN(OSSL_FUNC_cipher_decrypt_skey_init_fn, OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT);
-    alg->update = FN(OSSL_FUNC_cipher_update_fn, OSSL_FUNC_CIPHER_UPDATE);
-    alg->final = FN(OSSL_FUNC_cipher_final_fn, OSSL_FUNC_CIPHER_FINAL);
-    alg->cipher = FN(OSSL_FUNC_cipher_cipher_fn, OSSL_FUNC_CIPHER_CIPHER);
+        OFFLOAD_FN(OSSL_FUNC_cipher_decrypt_init_fn, OSSL_FUNC_CIPHER_DECRYPT_INIT);
+    alg->encrypt_skey_init = OFFLOAD_FN(OSSL_FUNC_cipher_encrypt_skey_init_fn,
+                                        OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT);
+    alg->decrypt_skey_init = OFFLOAD_FN(OSSL_FUNC_cipher_decrypt_skey_init_fn,
+                                        OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT);
+    alg->update = OFFLOAD_FN(OSSL_FUNC_cipher_update_fn, OSSL_FUNC_CIPHER_UPDATE);
+    alg->final = OFFLOAD_FN(OSSL_FUNC_cipher_final_fn, OSSL_FUNC_CIPHER_FINAL);
+    alg->cipher = OFFLOAD_FN(OSSL_FUNC_cipher_cipher_fn, OSSL_FUNC_CIPHER_CIPHER);
     alg->set_ctx_params =
-        FN(OSSL_FUNC_cipher_set_ctx_params_fn, OSSL_FUNC_CIPHER_SET_CTX_PARAMS);
+        OFFLOAD_FN(OSSL_FUNC_cipher_set_ctx_params_fn, OSSL_FUNC_CIPHER_SET_CTX_PARAMS);
     /*
      * Without these the direction cannot be learnt or the context kept
      * alive for a worker: the default's table as it is.
@@ -559,18 +552,21 @@ static size_t ciph_intercepts(size_t i, const OSSL_ALGORITHM *a,
         return 0;
     ciph_nslots++;
     /* An id the default lacks is dropped by offload_mirror_bind. */
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_NEWCTX, ciph_newctx_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_FREECTX, ciph_freectx_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_DUPCTX, ciph_dupctx_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_ENCRYPT_INIT, ciph_encrypt_init_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_DECRYPT_INIT, ciph_decrypt_init_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT, ciph_encrypt_skey_init_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT, ciph_decrypt_skey_init_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_UPDATE, ciph_update_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_FINAL, ciph_final_slot[slot]);
-    ic[n++] = ICP(OSSL_FUNC_CIPHER_CIPHER, ciph_cipher_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_NEWCTX, ciph_newctx_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_FREECTX, ciph_freectx_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_DUPCTX, ciph_dupctx_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_ENCRYPT_INIT, ciph_encrypt_init_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_DECRYPT_INIT, ciph_decrypt_init_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT,
+                          ciph_encrypt_skey_init_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT,
+                          ciph_decrypt_skey_init_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_UPDATE, ciph_update_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_FINAL, ciph_final_slot[slot]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_CIPHER_CIPHER, ciph_cipher_slot[slot]);
     if (alg->tls_cbc_capable)
-        ic[n++] = ICP(OSSL_FUNC_CIPHER_SET_CTX_PARAMS, ciph_set_ctx_params_slot[slot]);
+        ic[n++] =
+            OFFLOAD_ICP(OSSL_FUNC_CIPHER_SET_CTX_PARAMS, ciph_set_ctx_params_slot[slot]);
     return n;
 }
 

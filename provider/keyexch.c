@@ -155,13 +155,6 @@ OFFLOAD_TRAMPOLINES(OSSL_FUNC_keyexch_dupctx_fn, void *, kex_dupctx, (void *ctx)
 
 /* ---- binding ---- */
 
-#define FN(type, id) ((type *)offload_mirror_fn(a->implementation, (id)))
-#define ICP(id, fn)                                                                      \
-    (struct offload_intercept)                                                           \
-    {                                                                                    \
-        (id), (void (*)(void))(fn)                                                       \
-    }
-
 static size_t kex_intercepts(size_t i, const OSSL_ALGORITHM *a,
                              struct offload_intercept *ic)
 {
@@ -171,19 +164,19 @@ static size_t kex_intercepts(size_t i, const OSSL_ALGORITHM *a,
     memset(alg, 0, sizeof(*alg));
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
-    alg->init = FN(OSSL_FUNC_keyexch_init_fn, OSSL_FUNC_KEYEXCH_INIT);
-    alg->derive = FN(OSSL_FUNC_keyexch_derive_fn, OSSL_FUNC_KEYEXCH_DERIVE);
-    alg->freectx = FN(OSSL_FUNC_keyexch_freectx_fn, OSSL_FUNC_KEYEXCH_FREECTX);
-    alg->dupctx = FN(OSSL_FUNC_keyexch_dupctx_fn, OSSL_FUNC_KEYEXCH_DUPCTX);
+    alg->init = OFFLOAD_FN(OSSL_FUNC_keyexch_init_fn, OSSL_FUNC_KEYEXCH_INIT);
+    alg->derive = OFFLOAD_FN(OSSL_FUNC_keyexch_derive_fn, OSSL_FUNC_KEYEXCH_DERIVE);
+    alg->freectx = OFFLOAD_FN(OSSL_FUNC_keyexch_freectx_fn, OSSL_FUNC_KEYEXCH_FREECTX);
+    alg->dupctx = OFFLOAD_FN(OSSL_FUNC_keyexch_dupctx_fn, OSSL_FUNC_KEYEXCH_DUPCTX);
     /* Without a free of its own, a context cannot be kept alive for a worker. */
     if (alg->freectx == NULL || alg->init == NULL || alg->derive == NULL)
         return 0;
     if (alg->rule == OFFLOAD_COST_TRIVIAL) /* TLS1-PRF, HKDF: the default's alone */
         return 0;
-    ic[n++] = ICP(OSSL_FUNC_KEYEXCH_INIT, kex_init_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_KEYEXCH_DERIVE, kex_derive_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_KEYEXCH_FREECTX, kex_freectx_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_KEYEXCH_DUPCTX, kex_dupctx_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_INIT, kex_init_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_DERIVE, kex_derive_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_FREECTX, kex_freectx_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_DUPCTX, kex_dupctx_slot[i]);
     return n;
 }
 

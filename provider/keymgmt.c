@@ -264,13 +264,6 @@ OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_keymgmt_gen_cleanup_fn, km_gen_cleanup, (void
 
 /* ---- binding ---- */
 
-#define FN(type, id) ((type *)offload_mirror_fn(a->implementation, (id)))
-#define ICP(id, fn)                                                                      \
-    (struct offload_intercept)                                                           \
-    {                                                                                    \
-        (id), (void (*)(void))(fn)                                                       \
-    }
-
 static size_t km_intercepts(size_t i, const OSSL_ALGORITHM *a,
                             struct offload_intercept *ic)
 {
@@ -280,16 +273,17 @@ static size_t km_intercepts(size_t i, const OSSL_ALGORITHM *a,
     memset(alg, 0, sizeof(*alg));
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
-    alg->free_ = FN(OSSL_FUNC_keymgmt_free_fn, OSSL_FUNC_KEYMGMT_FREE);
-    alg->gen_init = FN(OSSL_FUNC_keymgmt_gen_init_fn, OSSL_FUNC_KEYMGMT_GEN_INIT);
-    alg->gen_set_template =
-        FN(OSSL_FUNC_keymgmt_gen_set_template_fn, OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE);
+    alg->free_ = OFFLOAD_FN(OSSL_FUNC_keymgmt_free_fn, OSSL_FUNC_KEYMGMT_FREE);
+    alg->gen_init = OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_init_fn, OSSL_FUNC_KEYMGMT_GEN_INIT);
+    alg->gen_set_template = OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_set_template_fn,
+                                       OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE);
     alg->gen_set_params =
-        FN(OSSL_FUNC_keymgmt_gen_set_params_fn, OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS);
-    alg->gen = FN(OSSL_FUNC_keymgmt_gen_fn, OSSL_FUNC_KEYMGMT_GEN);
+        OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_set_params_fn, OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS);
+    alg->gen = OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_fn, OSSL_FUNC_KEYMGMT_GEN);
     alg->gen_cleanup =
-        FN(OSSL_FUNC_keymgmt_gen_cleanup_fn, OSSL_FUNC_KEYMGMT_GEN_CLEANUP);
-    alg->get_params = FN(OSSL_FUNC_keymgmt_get_params_fn, OSSL_FUNC_KEYMGMT_GET_PARAMS);
+        OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_cleanup_fn, OSSL_FUNC_KEYMGMT_GEN_CLEANUP);
+    alg->get_params =
+        OFFLOAD_FN(OSSL_FUNC_keymgmt_get_params_fn, OSSL_FUNC_KEYMGMT_GET_PARAMS);
     if (offload_first_name_is(a->algorithm_names, "EC"))
         ec_get_params = alg->get_params;
     for (k = 0; gen_offload_types[k] != NULL; k++)
@@ -298,12 +292,14 @@ static size_t km_intercepts(size_t i, const OSSL_ALGORITHM *a,
     /* Offloaded only with the whole generation context in our hands. */
     if (alg->gen_init == NULL || alg->gen_cleanup == NULL || alg->free_ == NULL)
         alg->gen_offload = 0;
-    ic[n++] = ICP(OSSL_FUNC_KEYMGMT_GEN, km_gen_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN, km_gen_slot[i]);
     if (alg->gen_offload) {
-        ic[n++] = ICP(OSSL_FUNC_KEYMGMT_GEN_INIT, km_gen_init_slot[i]);
-        ic[n++] = ICP(OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE, km_gen_set_template_slot[i]);
-        ic[n++] = ICP(OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, km_gen_set_params_slot[i]);
-        ic[n++] = ICP(OSSL_FUNC_KEYMGMT_GEN_CLEANUP, km_gen_cleanup_slot[i]);
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN_INIT, km_gen_init_slot[i]);
+        ic[n++] =
+            OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE, km_gen_set_template_slot[i]);
+        ic[n++] =
+            OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, km_gen_set_params_slot[i]);
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN_CLEANUP, km_gen_cleanup_slot[i]);
     }
     return n;
 }

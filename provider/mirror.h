@@ -147,6 +147,14 @@ struct offload_intercept {
 typedef size_t offload_intercept_fn(size_t slot, const OSSL_ALGORITHM *alg,
                                     struct offload_intercept *out);
 
+/*
+ * For the intercept functions, whose default algorithm is |a|: its
+ * function |id| as a pointer of |type| (NULL when it has none), and an
+ * intercept replacing |id| with |fn|.
+ */
+#define OFFLOAD_FN(type, id) ((type *)offload_mirror_fn(a->implementation, (id)))
+#define OFFLOAD_ICP(id, fn)  ((struct offload_intercept){(id), (void (*)(void))(fn)})
+
 /* A family's mirrored algorithm table. */
 struct offload_mirror {
     const char *description; /* "offload signature" */

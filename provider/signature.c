@@ -401,13 +401,6 @@ OFFLOAD_TRAMPOLINES(OSSL_FUNC_signature_set_ctx_params_fn, int, sig_set_ctx_para
 
 /* ---- binding ---- */
 
-#define FN(type, id) ((type *)offload_mirror_fn(a->implementation, (id)))
-#define ICP(id, fn)                                                                      \
-    (struct offload_intercept)                                                           \
-    {                                                                                    \
-        (id), (void (*)(void))(fn)                                                       \
-    }
-
 static size_t sig_intercepts(size_t i, const OSSL_ALGORITHM *a,
                              struct offload_intercept *ic)
 {
@@ -417,40 +410,47 @@ static size_t sig_intercepts(size_t i, const OSSL_ALGORITHM *a,
     memset(alg, 0, sizeof(*alg));
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
-    alg->newctx = FN(OSSL_FUNC_signature_newctx_fn, OSSL_FUNC_SIGNATURE_NEWCTX);
-    alg->freectx = FN(OSSL_FUNC_signature_freectx_fn, OSSL_FUNC_SIGNATURE_FREECTX);
-    alg->dupctx = FN(OSSL_FUNC_signature_dupctx_fn, OSSL_FUNC_SIGNATURE_DUPCTX);
-    alg->sign_init = FN(OSSL_FUNC_signature_sign_init_fn, OSSL_FUNC_SIGNATURE_SIGN_INIT);
-    alg->digest_sign_init =
-        FN(OSSL_FUNC_signature_digest_sign_init_fn, OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT);
-    alg->sign_message_init =
-        FN(OSSL_FUNC_signature_sign_init_fn, OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT);
-    alg->sign = FN(OSSL_FUNC_signature_sign_fn, OSSL_FUNC_SIGNATURE_SIGN);
-    alg->digest_sign_final = FN(OSSL_FUNC_signature_digest_sign_final_fn,
-                                OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL);
+    alg->newctx = OFFLOAD_FN(OSSL_FUNC_signature_newctx_fn, OSSL_FUNC_SIGNATURE_NEWCTX);
+    alg->freectx =
+        OFFLOAD_FN(OSSL_FUNC_signature_freectx_fn, OSSL_FUNC_SIGNATURE_FREECTX);
+    alg->dupctx = OFFLOAD_FN(OSSL_FUNC_signature_dupctx_fn, OSSL_FUNC_SIGNATURE_DUPCTX);
+    alg->sign_init =
+        OFFLOAD_FN(OSSL_FUNC_signature_sign_init_fn, OSSL_FUNC_SIGNATURE_SIGN_INIT);
+    alg->digest_sign_init = OFFLOAD_FN(OSSL_FUNC_signature_digest_sign_init_fn,
+                                       OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT);
+    alg->sign_message_init = OFFLOAD_FN(OSSL_FUNC_signature_sign_init_fn,
+                                        OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT);
+    alg->sign = OFFLOAD_FN(OSSL_FUNC_signature_sign_fn, OSSL_FUNC_SIGNATURE_SIGN);
+    alg->digest_sign_final = OFFLOAD_FN(OSSL_FUNC_signature_digest_sign_final_fn,
+                                        OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL);
     alg->digest_sign =
-        FN(OSSL_FUNC_signature_digest_sign_fn, OSSL_FUNC_SIGNATURE_DIGEST_SIGN);
-    alg->sign_message_final = FN(OSSL_FUNC_signature_digest_sign_final_fn,
-                                 OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL);
-    alg->set_ctx_params =
-        FN(OSSL_FUNC_signature_set_ctx_params_fn, OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS);
+        OFFLOAD_FN(OSSL_FUNC_signature_digest_sign_fn, OSSL_FUNC_SIGNATURE_DIGEST_SIGN);
+    alg->sign_message_final = OFFLOAD_FN(OSSL_FUNC_signature_digest_sign_final_fn,
+                                         OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL);
+    alg->set_ctx_params = OFFLOAD_FN(OSSL_FUNC_signature_set_ctx_params_fn,
+                                     OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS);
     /* Without a free of its own, a context cannot be kept alive for a worker. */
     if (alg->newctx == NULL || alg->freectx == NULL)
         return 0;
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_NEWCTX, sig_newctx_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_NEWCTX, sig_newctx_slot[i]);
     if (alg->rule == OFFLOAD_COST_TRIVIAL) /* a MAC: its steps are the default's */
         return n;
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_FREECTX, sig_freectx_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_DUPCTX, sig_dupctx_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_SIGN_INIT, sig_sign_init_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, sig_digest_sign_init_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT, sig_sign_message_init_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_SIGN, sig_sign_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, sig_digest_sign_final_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN, sig_digest_sign_slot[i]);
-    ic[n++] = ICP(OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL, sig_sign_message_final_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_FREECTX, sig_freectx_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_DUPCTX, sig_dupctx_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_SIGN_INIT, sig_sign_init_slot[i]);
+    ic[n++] =
+        OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, sig_digest_sign_init_slot[i]);
+    ic[n++] =
+        OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT, sig_sign_message_init_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_SIGN, sig_sign_slot[i]);
+    ic[n++] =
+        OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, sig_digest_sign_final_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN, sig_digest_sign_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL,
+                          sig_sign_message_final_slot[i]);
     if (offload_first_name_is(a->algorithm_names, "RSA"))
-        ic[n++] = ICP(OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, sig_set_ctx_params_slot[i]);
+        ic[n++] =
+            OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, sig_set_ctx_params_slot[i]);
     return n;
 }
 
