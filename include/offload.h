@@ -42,10 +42,12 @@
 #define OFFLOAD_CONF_STATS_FILE   "stats_file"
 
 /* Family names used in the "offload" key and in counter names. */
-#define OFFLOAD_FAMILY_SIGNATURE "signature"
-#define OFFLOAD_FAMILY_KEYEXCH   "keyexch"
-#define OFFLOAD_FAMILY_CIPHER    "cipher"
-#define OFFLOAD_FAMILY_KEYGEN    "keygen"
+#define OFFLOAD_FAMILY_SIGNATURE  "signature"
+#define OFFLOAD_FAMILY_KEYEXCH    "keyexch"
+#define OFFLOAD_FAMILY_CIPHER     "cipher"
+#define OFFLOAD_FAMILY_KEYGEN     "keygen"
+#define OFFLOAD_FAMILY_KEM        "kem"
+#define OFFLOAD_FAMILY_ASYMCIPHER "asymcipher"
 
 /*
  * Counters (OSSL_PARAM_UNSIGNED_INTEGER, uint64_t) readable with
@@ -59,6 +61,9 @@
  *              output buffer); verification is not counted
  *   keyexch    derive (with an output buffer)
  *   keygen     key generation, every key type
+ *   kem        encapsulate and decapsulate (with an output buffer):
+ *              ML-KEM and its hybrids (OpenSSL 3.5+), RSASVE
+ *   asymcipher RSA decrypt and encrypt (with an output buffer)
  *   cipher     a data update: EVP_*Update or EVP_Cipher with input bytes
  *              and an output buffer (AAD, with none, is not one)
  *

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 /* Families of the "offload" key, in the order of enum offload_family. */
-#define OFFLOAD_CONFIG_FAMILIES 4
+#define OFFLOAD_CONFIG_FAMILIES 6
 
 struct offload_config {
     unsigned workers;

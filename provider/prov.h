@@ -37,9 +37,11 @@ enum offload_family {
     OFFLOAD_FAM_KEYEXCH,
     OFFLOAD_FAM_CIPHER,
     OFFLOAD_FAM_KEYGEN,
+    OFFLOAD_FAM_KEM,
+    OFFLOAD_FAM_ASYMCIPHER,
     OFFLOAD_FAM_COUNT
 };
-_Static_assert(OFFLOAD_FAM_COUNT == 4, "config.c names the families in this order");
+_Static_assert(OFFLOAD_FAM_COUNT == 6, "config.c names the families in this order");
 extern const char *const offload_family_names[OFFLOAD_FAM_COUNT];
 
 enum offload_stat {

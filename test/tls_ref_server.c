@@ -290,9 +290,13 @@ static int find_offload(OSSL_PROVIDER *p, void *arg)
 
 static void print_provider_stats(void)
 {
-    static const char *const fams[] = {
-        "", OFFLOAD_FAMILY_SIGNATURE "-", OFFLOAD_FAMILY_KEYEXCH "-",
-        OFFLOAD_FAMILY_CIPHER "-", OFFLOAD_FAMILY_KEYGEN "-"};
+    static const char *const fams[] = {"",
+                                       OFFLOAD_FAMILY_SIGNATURE "-",
+                                       OFFLOAD_FAMILY_KEYEXCH "-",
+                                       OFFLOAD_FAMILY_CIPHER "-",
+                                       OFFLOAD_FAMILY_KEYGEN "-",
+                                       OFFLOAD_FAMILY_KEM "-",
+                                       OFFLOAD_FAMILY_ASYMCIPHER "-"};
     static const char *const stats[] = {OFFLOAD_STAT_OFFLOADED,  OFFLOAD_STAT_INLINE,
                                         OFFLOAD_STAT_COMPLETED,  OFFLOAD_STAT_FAILED,
                                         OFFLOAD_STAT_QUEUE_FULL, OFFLOAD_STAT_PAUSES};
