@@ -131,6 +131,7 @@ struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *fr
         s->maxsig = 0;
         s->enc = 0;
         s->tls_cbc = 0;
+        s->gen_callback = 0;
         atomic_store_explicit(&s->ctx, ctx, memory_order_relaxed);
         atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
         atomic_store_explicit(pp, s,
@@ -227,6 +228,7 @@ void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
         dst->maxsig = src->maxsig;
         dst->enc = src->enc;
         dst->tls_cbc = src->tls_cbc;
+        dst->gen_callback = src->gen_callback;
     }
     return dup;
 }

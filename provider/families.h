@@ -20,6 +20,10 @@ size_t offload_kem_bind(void);
 void offload_kem_unbind(void);
 const OSSL_ALGORITHM *offload_kem_algorithms(void);
 
+size_t offload_asym_cipher_bind(void);
+void offload_asym_cipher_unbind(void);
+const OSSL_ALGORITHM *offload_asym_cipher_algorithms(void);
+
 /* Ciphers and (3.5) symmetric key management, both mirrored. */
 size_t offload_cipher_bind(void);
 void offload_cipher_unbind(void);

@@ -1,25 +1,339 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Key encapsulation: every KEM the default provider offers (RSA's RSASVE;
- * on 3.5 ML-KEM-512/768/1024 and the hybrids X25519MLKEM768,
- * SecP256r1MLKEM768, ...), mirrored with nothing intercepted yet: their
- * keys are ours (keymgmt.c mirrors every key type), and a KEM of another
- * provider would make libcrypto export each key to it first, one export
- * per TLS key share. Offloading encapsulate and decapsulate is a matter
- * of intercepts here, as in keyexch.c.
+ * on 3.2+ the DHKEMs of EC, X25519 and X448; on 3.5 ML-KEM-512/768/1024
+ * and the hybrids X25519MLKEM768, SecP256r1MLKEM768, ...).
+ *
+ * Each table is the default's, copied entry by entry (mirror.h); its
+ * contexts are the default's. Intercepted, once per slot: the four inits
+ * (record the cost class of the key: ML-KEM and the P-256 and X25519
+ * hybrids cost tens of microseconds, keymgmt.h), ENCAPSULATE and
+ * DECAPSULATE (offloaded when the caller runs inside an ASYNC_JOB; a
+ * cheap one stays inline when alone or when the workers are busy),
+ * FREECTX (deferred while a request holds the context) and DUPCTX.
+ *
+ * A call the default would refuse (a length pointer missing, a buffer
+ * shorter than the output) runs inline, so it gets the default's own
+ * error. An offloaded one works on the request's own buffers (a copy of
+ * the ciphertext in, the outputs sized by the default's size query),
+ * which are wiped when the request goes.
  */
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "async.h"
+#include "ctxstate.h"
 #include "families.h"
 #include "mirror.h"
 
+#ifndef OSSL_FUNC_KEM_AUTH_ENCAPSULATE_INIT /* 3.2+, decided at run time */
+#define OSSL_FUNC_KEM_AUTH_ENCAPSULATE_INIT 12
+#define OSSL_FUNC_KEM_AUTH_DECAPSULATE_INIT 13
+#endif
+typedef int kem_auth_init_fn(void *ctx, void *key, void *authkey,
+                             const OSSL_PARAM params[]);
+
+struct kem_alg {
+    char name[32]; /* its first name, for the log and the reasons */
+    enum offload_cost_rule rule;
+    OSSL_FUNC_kem_encapsulate_init_fn *encapsulate_init;
+    OSSL_FUNC_kem_decapsulate_init_fn *decapsulate_init;
+    kem_auth_init_fn *auth_encapsulate_init;
+    kem_auth_init_fn *auth_decapsulate_init;
+    OSSL_FUNC_kem_encapsulate_fn *encapsulate;
+    OSSL_FUNC_kem_decapsulate_fn *decapsulate;
+    OSSL_FUNC_kem_freectx_fn *freectx;
+    OSSL_FUNC_kem_dupctx_fn *dupctx;
+};
+
+static struct kem_alg kem_algs[OFFLOAD_SLOTS];
 static struct offload_mirror kem_mirror = {.description = "offload kem"};
 
-static size_t kem_intercepts(size_t slot, const OSSL_ALGORITHM *alg,
-                             struct offload_intercept *out)
+struct kem_job {
+    struct offload_ctxstate *s; /* the default's context, held */
+    const struct kem_alg *alg;
+    int encaps;
+    unsigned char *out; /* encapsulate: the ciphertext; decapsulate: the secret */
+    size_t outlen, outsize;
+    unsigned char *sec; /* encapsulate: the secret */
+    size_t seclen, secsize;
+    const unsigned char *in; /* decapsulate: the request's copy of the ciphertext */
+    size_t inlen;
+};
+
+static int kem_job_run(struct offload_req *req)
 {
-    (void)slot;
-    (void)alg;
-    (void)out;
-    return 0;
+    struct kem_job *j = (struct kem_job *)req->payload;
+
+    j->outlen = j->outsize;
+    j->seclen = j->secsize;
+    if (j->encaps)
+        return j->alg->encapsulate(j->s->ctx, j->out, &j->outlen, j->sec, &j->seclen);
+    return j->alg->decapsulate(j->s->ctx, j->out, &j->outlen, j->in, j->inlen);
+}
+
+static void kem_job_release(struct offload_req *req)
+{
+    struct kem_job *j = (struct kem_job *)req->payload;
+
+    OPENSSL_cleanse(j->out, j->outsize + j->secsize);
+    offload_ctxstate_release(j->s);
+}
+
+/*
+ * Where a well-formed call goes: |need| and |secneed| are the default's
+ * output sizes (0: unknown), |have| and |sechave| the caller's.
+ */
+static enum offload_path kem_path(struct offload_ctxstate *s, size_t need, size_t have,
+                                  size_t secneed, size_t sechave)
+{
+    if (s == NULL)
+        return OFFLOAD_PATH_NO_MEMORY;
+    if (need == 0 || need > have || secneed > sechave)
+        return OFFLOAD_PATH_NO_SIZE;
+    return offload_async_path(OFFLOAD_FAM_KEM, s->cheap);
+}
+
+/* Runs the job in |req| (filled in but for the context) and copies its outputs. */
+static int kem_offload(struct offload_req *req, struct offload_ctxstate *s,
+                       unsigned char *out, size_t *outlen, unsigned char *sec,
+                       size_t *seclen)
+{
+    struct kem_job *j = (struct kem_job *)req->payload;
+    int ret;
+
+    req->cheap = s->cheap;
+    req->alg = j->alg->name;
+    req->op = j->encaps ? "encapsulate" : "decapsulate";
+    offload_ctxstate_hold(s);
+    j->s = s;
+    ret = offload_async_run(req);
+    if (ret > 0) {
+        memcpy(out, j->out, j->outlen);
+        *outlen = j->outlen;
+        if (j->encaps) {
+            memcpy(sec, j->sec, j->seclen);
+            *seclen = j->seclen;
+        }
+    }
+    offload_req_put(req);
+    return ret;
+}
+
+static int kem_encapsulate(size_t slot, void *ctx, unsigned char *out, size_t *outlen,
+                           unsigned char *secret, size_t *secretlen)
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+    struct offload_ctxstate *s;
+    struct offload_req *req = NULL;
+    struct kem_job *j;
+    size_t need = 0, secneed = 0;
+    enum offload_path p;
+
+    if (!offload_is_running())
+        return 0;
+    if (out == NULL) /* a size query: counted nowhere */
+        return alg->encapsulate(ctx, NULL, outlen, secret, secretlen);
+    s = offload_ctxstate_get(ctx, alg->freectx);
+    if (secret == NULL || outlen == NULL || secretlen == NULL)
+        p = OFFLOAD_PATH_NO_SIZE; /* the default's own error */
+    else if (s != NULL && alg->encapsulate(ctx, NULL, &need, NULL, &secneed) <= 0)
+        p = OFFLOAD_PATH_NO_SIZE;
+    else
+        p = kem_path(s, need, *outlen, secneed, *secretlen);
+    if (p == OFFLOAD_PATH_OFFLOADED &&
+        (req = offload_req_new(kem_job_run, kem_job_release, OFFLOAD_FAM_KEM,
+                               sizeof(*j) + need + secneed)) == NULL)
+        p = OFFLOAD_PATH_NO_MEMORY;
+    if (p != OFFLOAD_PATH_OFFLOADED) {
+        offload_op_path(OFFLOAD_FAM_KEM, p, alg->name, "encapsulate");
+        return offload_op_done(OFFLOAD_FAM_KEM,
+                               alg->encapsulate(ctx, out, outlen, secret, secretlen),
+                               alg->name, "encapsulate");
+    }
+    j = (struct kem_job *)req->payload;
+    j->alg = alg;
+    j->encaps = 1;
+    j->out = req->payload + sizeof(*j);
+    j->outsize = need;
+    j->sec = j->out + need;
+    j->secsize = secneed;
+    return kem_offload(req, s, out, outlen, secret, secretlen);
+}
+
+static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *outlen,
+                           const unsigned char *in, size_t inlen)
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+    struct offload_ctxstate *s;
+    struct offload_req *req = NULL;
+    struct kem_job *j;
+    size_t need = 0;
+    enum offload_path p;
+
+    if (!offload_is_running())
+        return 0;
+    if (out == NULL) /* a size query: counted nowhere */
+        return alg->decapsulate(ctx, NULL, outlen, in, inlen);
+    s = offload_ctxstate_get(ctx, alg->freectx);
+    if (outlen == NULL || (in == NULL && inlen > 0))
+        p = OFFLOAD_PATH_NO_SIZE; /* the default's own answer */
+    else if (s != NULL && alg->decapsulate(ctx, NULL, &need, in, inlen) <= 0)
+        p = OFFLOAD_PATH_NO_SIZE;
+    else
+        p = kem_path(s, need, *outlen, 0, 0);
+    if (p == OFFLOAD_PATH_OFFLOADED &&
+        (req = offload_req_new(kem_job_run, kem_job_release, OFFLOAD_FAM_KEM,
+                               sizeof(*j) + need + inlen)) == NULL)
+        p = OFFLOAD_PATH_NO_MEMORY;
+    if (p != OFFLOAD_PATH_OFFLOADED) {
+        offload_op_path(OFFLOAD_FAM_KEM, p, alg->name, "decapsulate");
+        return offload_op_done(OFFLOAD_FAM_KEM,
+                               alg->decapsulate(ctx, out, outlen, in, inlen), alg->name,
+                               "decapsulate");
+    }
+    j = (struct kem_job *)req->payload;
+    j->alg = alg;
+    j->encaps = 0;
+    j->out = req->payload + sizeof(*j);
+    j->outsize = need;
+    j->sec = NULL;
+    j->secsize = 0;
+    if (inlen > 0)
+        memcpy(j->out + need, in, inlen);
+    j->in = j->out + need;
+    j->inlen = inlen;
+    return kem_offload(req, s, out, outlen, NULL, NULL);
+}
+
+/* ---- contexts and the inits that take a key ---- */
+
+/* Every init: the context's entry learns the cost of |key|. */
+static int kem_note_key(const struct kem_alg *alg, void *ctx, void *key)
+{
+    struct offload_ctxstate *s;
+
+    if (!offload_is_running())
+        return 0;
+    if (key == NULL) {
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_NO_KEY, "%s: no key", alg->name);
+        return 0;
+    }
+    if ((s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "kem context");
+        return 0;
+    }
+    s->cheap = offload_key_cheap(alg->rule, key);
+    return 1;
+}
+
+static int kem_encapsulate_init(size_t slot, void *ctx, void *key,
+                                const OSSL_PARAM params[])
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+
+    return kem_note_key(alg, ctx, key) && alg->encapsulate_init(ctx, key, params);
+}
+
+static int kem_decapsulate_init(size_t slot, void *ctx, void *key,
+                                const OSSL_PARAM params[])
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+
+    return kem_note_key(alg, ctx, key) && alg->decapsulate_init(ctx, key, params);
+}
+
+static int kem_auth_encapsulate_init(size_t slot, void *ctx, void *key, void *authkey,
+                                     const OSSL_PARAM params[])
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+
+    return kem_note_key(alg, ctx, key) &&
+           alg->auth_encapsulate_init(ctx, key, authkey, params);
+}
+
+static int kem_auth_decapsulate_init(size_t slot, void *ctx, void *key, void *authkey,
+                                     const OSSL_PARAM params[])
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+
+    return kem_note_key(alg, ctx, key) &&
+           alg->auth_decapsulate_init(ctx, key, authkey, params);
+}
+
+static void kem_freectx(size_t slot, void *ctx)
+{
+    offload_ctxstate_free(ctx, kem_algs[slot].freectx);
+}
+
+static void *kem_dupctx(size_t slot, void *ctx)
+{
+    const struct kem_alg *alg = &kem_algs[slot];
+
+    return offload_ctxstate_dup(ctx, alg->dupctx(ctx), alg->freectx, 0, "kem context");
+}
+
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_kem_encapsulate_init_fn, int, kem_encapsulate_init,
+                    (void *ctx, void *key, const OSSL_PARAM params[]), (ctx, key, params))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_kem_decapsulate_init_fn, int, kem_decapsulate_init,
+                    (void *ctx, void *key, const OSSL_PARAM params[]), (ctx, key, params))
+OFFLOAD_TRAMPOLINES(kem_auth_init_fn, int, kem_auth_encapsulate_init,
+                    (void *ctx, void *key, void *authkey, const OSSL_PARAM params[]),
+                    (ctx, key, authkey, params))
+OFFLOAD_TRAMPOLINES(kem_auth_init_fn, int, kem_auth_decapsulate_init,
+                    (void *ctx, void *key, void *authkey, const OSSL_PARAM params[]),
+                    (ctx, key, authkey, params))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_kem_encapsulate_fn, int, kem_encapsulate,
+                    (void *ctx, unsigned char *out, size_t *outlen, unsigned char *secret,
+                     size_t *secretlen),
+                    (ctx, out, outlen, secret, secretlen))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_kem_decapsulate_fn, int, kem_decapsulate,
+                    (void *ctx, unsigned char *out, size_t *outlen,
+                     const unsigned char *in, size_t inlen),
+                    (ctx, out, outlen, in, inlen))
+OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_kem_freectx_fn, kem_freectx, (void *ctx), (ctx))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_kem_dupctx_fn, void *, kem_dupctx, (void *ctx), (ctx))
+
+/* ---- binding ---- */
+
+static size_t kem_intercepts(size_t i, const OSSL_ALGORITHM *a,
+                             struct offload_intercept *ic)
+{
+    struct kem_alg *alg = &kem_algs[i];
+    size_t n = 0;
+
+    memset(alg, 0, sizeof(*alg));
+    offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
+    alg->rule = offload_cost_rule(a->algorithm_names);
+    alg->encapsulate_init =
+        OFFLOAD_FN(OSSL_FUNC_kem_encapsulate_init_fn, OSSL_FUNC_KEM_ENCAPSULATE_INIT);
+    alg->decapsulate_init =
+        OFFLOAD_FN(OSSL_FUNC_kem_decapsulate_init_fn, OSSL_FUNC_KEM_DECAPSULATE_INIT);
+    alg->auth_encapsulate_init =
+        OFFLOAD_FN(kem_auth_init_fn, OSSL_FUNC_KEM_AUTH_ENCAPSULATE_INIT);
+    alg->auth_decapsulate_init =
+        OFFLOAD_FN(kem_auth_init_fn, OSSL_FUNC_KEM_AUTH_DECAPSULATE_INIT);
+    alg->encapsulate =
+        OFFLOAD_FN(OSSL_FUNC_kem_encapsulate_fn, OSSL_FUNC_KEM_ENCAPSULATE);
+    alg->decapsulate =
+        OFFLOAD_FN(OSSL_FUNC_kem_decapsulate_fn, OSSL_FUNC_KEM_DECAPSULATE);
+    alg->freectx = OFFLOAD_FN(OSSL_FUNC_kem_freectx_fn, OSSL_FUNC_KEM_FREECTX);
+    alg->dupctx = OFFLOAD_FN(OSSL_FUNC_kem_dupctx_fn, OSSL_FUNC_KEM_DUPCTX);
+    /* Without a free of its own, a context cannot be kept alive for a worker. */
+    if (alg->freectx == NULL || alg->encapsulate == NULL || alg->decapsulate == NULL)
+        return 0;
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_ENCAPSULATE_INIT, kem_encapsulate_init_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_DECAPSULATE_INIT, kem_decapsulate_init_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_AUTH_ENCAPSULATE_INIT,
+                          kem_auth_encapsulate_init_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_AUTH_DECAPSULATE_INIT,
+                          kem_auth_decapsulate_init_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_ENCAPSULATE, kem_encapsulate_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_DECAPSULATE, kem_decapsulate_slot[i]);
+    ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_FREECTX, kem_freectx_slot[i]);
+    if (alg->dupctx != NULL)
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEM_DUPCTX, kem_dupctx_slot[i]);
+    return n;
 }
 
 size_t offload_kem_bind(void)

@@ -150,6 +150,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_keyexch_algorithms();
     case OSSL_OP_KEM:
         return offload_kem_algorithms();
+    case OSSL_OP_ASYM_CIPHER:
+        return offload_asym_cipher_algorithms();
     case OSSL_OP_CIPHER:
         return offload_cipher_algorithms();
     case OSSL_OP_SKEYMGMT:
@@ -177,6 +179,7 @@ static void offload_teardown(void *provctx)
         offload_keyexch_unbind();
         offload_cipher_unbind();
         offload_kem_unbind();
+        offload_asym_cipher_unbind();
         offload_soft_release();
         offload_errors_unload();
         OFFLOAD_DEBUG("unloaded");
@@ -209,7 +212,8 @@ static const OSSL_DISPATCH offload_dispatch[] = {
     {0, NULL}};
 
 /* The log's lines at load: every key's effective value, and what was bound. */
-static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t nciph)
+static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t nacip,
+                       size_t nciph)
 {
     char line[256];
 
@@ -218,8 +222,8 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t
     offload_log("stats_file=%s",
                 active.stats_file[0] != '\0' ? active.stats_file : "(none)");
     offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu KEMs, %zu "
-                "ciphers",
-                nkm, nsig, nkex, nkem, nciph);
+                "asym ciphers, %zu ciphers",
+                nkm, nsig, nkex, nkem, nacip, nciph);
 }
 
 /*
@@ -306,13 +310,14 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         size_t nsig = offload_signature_bind();
         size_t nkex = offload_keyexch_bind();
         size_t nkem = offload_kem_bind();
+        size_t nacip = offload_asym_cipher_bind();
         size_t nciph = offload_cipher_bind();
 
         atomic_store(&offload_running, 1);
         if (active.stats_file[0] != '\0')
             offload_stats_file_start(active.stats_file);
         if (offload_log_enabled())
-            log_config(nkm, nsig, nkex, nkem, nciph);
+            log_config(nkm, nsig, nkex, nkem, nacip, nciph);
     } else {
         OFFLOAD_DEBUG("loaded again (instance %u): it shares the accelerator",
                       prov_instances);

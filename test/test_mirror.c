@@ -148,6 +148,13 @@ static void test_kem(void **state)
     check_operation(OSSL_OP_KEM, "kem");
 }
 
+/* Every asymmetric cipher (RSA, SM2): RSA decryption is offloaded. */
+static void test_asym_cipher(void **state)
+{
+    (void)state;
+    check_operation(OSSL_OP_ASYM_CIPHER, "asym cipher");
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -168,9 +175,10 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keymgmt),   cmocka_unit_test(test_kem),
-        cmocka_unit_test(test_signature), cmocka_unit_test(test_keyexch),
-        cmocka_unit_test(test_cipher),    cmocka_unit_test(test_skeymgmt),
+        cmocka_unit_test(test_keymgmt),     cmocka_unit_test(test_kem),
+        cmocka_unit_test(test_signature),   cmocka_unit_test(test_keyexch),
+        cmocka_unit_test(test_cipher),      cmocka_unit_test(test_skeymgmt),
+        cmocka_unit_test(test_asym_cipher),
     };
 
     return cmocka_run_group_tests_name("mirror", tests, group_setup, group_teardown);
