@@ -5,7 +5,10 @@
 # signature scheme and group offered alone and with the client's default
 # groups, an HTTP request gets its page back, and the
 # server's stats file shows signatures made on a worker while the
-# server's job was paused (offload-signature-offloaded > 0).
+# server's job was paused (offload-signature-offloaded > 0); TLS 1.2 RSA
+# key transport, DHE and TLS 1.3 ffdhe2048 offload their decryption and
+# derives, and where the client's default group is the ML-KEM hybrid
+# (3.5) the server's encapsulations go through offload's KEM.
 #
 # Needs OPENSSL_MODULES pointing at the directory of offload.so (meson
 # sets it); the server listens on 127.0.0.1 only and is killed on exit.
@@ -92,14 +95,15 @@ fi
 # between OpenSSL versions): success proves it.
 request() {
     local proto=$1 cert=$2 sigalg=$3 group=$4 cconf=$5 out=$DIR/client.out err=$DIR/client.err rc
+    shift 5 # the rest: further s_client options
     local gopt=()
     [ "$group" = default ] || gopt=(-groups "$group")
     printf 'GET / HTTP/1.0\r\n\r\n' |
         OPENSSL_CONF=$cconf timeout 20 "${SAN_ENV[@]}" openssl s_client -async -brief -ign_eof \
-            "-tls${proto/./_}" -sigalgs "$sigalg" "${gopt[@]}" -connect "127.0.0.1:$PORT" \
+            "-tls${proto/./_}" -sigalgs "$sigalg" "${gopt[@]}" "$@" -connect "127.0.0.1:$PORT" \
             -servername localhost >"$out" 2>"$err"
     rc=$?
-    local what="TLS $proto, $cert certificate, $sigalg, groups $group, client conf $(basename "$cconf")"
+    local what="TLS $proto, $cert certificate, $sigalg, groups $group${*:+, $*}, client conf $(basename "$cconf")"
     if [ $rc -ne 0 ]; then
         fail "$what: s_client exited with $rc"
         sed 's/^/    /' "$err"
@@ -136,6 +140,21 @@ for ((r = 0; r < REPS; r++)); do
         done
     done
 done
+
+# The key exchanges of the other families, with the client's config
+# alternating as above: TLS 1.2 RSA key transport (the server decrypts the
+# premaster secret, family asymcipher), TLS 1.2 DHE and TLS 1.3 ffdhe2048
+# (keyexch, keygen). Counted before and after, from the stats file.
+sleep 1.2
+kx_before_asym=$(stat_of offload-asymcipher-offloaded)
+kx_before_dh=$(stat_of offload-keyexch-offloaded)
+kem_ops=$(($(stat_of offload-kem-offloaded) + $(stat_of offload-kem-inline)))
+for ((r = 0; r < REPS; r++)); do
+    if ((n++ % 2)); then cconf=$DIR/offload.cnf; else cconf=/dev/null; fi
+    request 1.2 rsa rsa_pss_rsae_sha256 default "$cconf" -cipher AES128-GCM-SHA256
+    request 1.2 rsa rsa_pss_rsae_sha256 default "$cconf" -cipher DHE-RSA-AES128-GCM-SHA256
+    request 1.3 rsa rsa_pss_rsae_sha256 ffdhe2048 "$cconf"
+done
 echo "$n requests made"
 
 # The stats file is rewritten twice a second.
@@ -143,7 +162,7 @@ sleep 1.2
 kill -0 "$SRV_PID" 2>/dev/null || fail "s_server exited: $(tail -5 "$DIR/server.log")"
 accepts=$(grep -c '^ACCEPT' "$DIR/server.log")
 echo "server stats file:"
-grep -E '^offload-(signature|keyexch|keygen)-(offloaded|inline|failed|pauses) ' "$DIR/stats" |
+grep -E '^offload-(signature|keyexch|keygen|kem|asymcipher)-(offloaded|inline|failed|pauses) ' "$DIR/stats" |
     sed 's/^/    /'
 off=$(stat_of offload-signature-offloaded)
 inl=$(stat_of offload-signature-inline)
@@ -153,6 +172,21 @@ inl=$(stat_of offload-signature-inline)
 [ "$(stat_of offload-signature-pauses)" -gt 0 ] || fail "offload-signature-pauses is 0"
 [ "$(stat_of pid)" = "$SRV_PID" ] || fail "stats file is not the server's (pid $(stat_of pid))"
 [ "$accepts" -ge 1 ] || fail "no ACCEPT in the server log"
+[ "$(stat_of offload-asymcipher-offloaded)" -ge $((kx_before_asym + REPS)) ] ||
+    fail "RSA key transport: $(( $(stat_of offload-asymcipher-offloaded) - kx_before_asym )) decryptions offloaded for $REPS handshakes"
+[ "$(stat_of offload-keyexch-offloaded)" -ge $((kx_before_dh + 2 * REPS)) ] ||
+    fail "FFDHE: $(( $(stat_of offload-keyexch-offloaded) - kx_before_dh )) derives offloaded for $((2 * REPS)) handshakes"
+for f in asymcipher keyexch kem keygen; do
+    [ "$(stat_of "offload-$f-failed")" -eq 0 ] || fail "offload-$f-failed is not 0"
+done
+# OpenSSL 3.5's client offers X25519MLKEM768 first: the server encapsulates
+# to the client's share through offload's KEM. One connection at a time, a
+# cheap encapsulation is alone and runs inline (tls_ref_test shows them
+# offloaded under concurrency).
+if [ ${#GROUPS13[@]} -gt 3 ]; then
+    [ "$kem_ops" -gt 0 ] ||
+        fail "offload's KEM counters are 0: no ML-KEM encapsulation went through offload"
+fi
 
 if [ "$FAILS" -ne 0 ]; then
     echo "server log:"

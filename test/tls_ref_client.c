@@ -54,7 +54,7 @@ static struct {
     uint64_t bytes;
     double vanish;
     int min_version, max_version;
-    const char *cafile, *groups;
+    const char *cafile, *groups, *ciphers;
     double timeout;
     int quiet;
 } O = {.conns = 50,
@@ -435,6 +435,8 @@ static void usage(FILE *f)
            "  --tls1.2 | --tls1.3\n"
            "  --cafile FILE      verify the server's certificate against FILE\n"
            "  --groups LIST      supported groups, the first gets the TLS 1.3 key share\n"
+           "  --ciphers LIST     TLS 1.2 cipher suites (e.g. AES128-GCM-SHA256: RSA key\n"
+           "                     exchange; DHE-RSA-AES128-GCM-SHA256: finite-field DH)\n"
            "                     (default X25519:P-256: TLS 1.2 needs the ECDSA cert's "
            "curve)\n"
            "  --timeout S        per connection (default 30)\n"
@@ -443,7 +445,7 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv)
 {
-    enum { OPT_TLS12 = 256, OPT_TLS13, OPT_GROUPS };
+    enum { OPT_TLS12 = 256, OPT_TLS13, OPT_GROUPS, OPT_CIPHERS };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
         {"conns", required_argument, NULL, 'c'},
@@ -456,6 +458,7 @@ static void parse_args(int argc, char **argv)
         {"tls1.3", no_argument, NULL, OPT_TLS13},
         {"cafile", required_argument, NULL, 'a'},
         {"groups", required_argument, NULL, OPT_GROUPS},
+        {"ciphers", required_argument, NULL, OPT_CIPHERS},
         {"timeout", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -501,6 +504,9 @@ static void parse_args(int argc, char **argv)
         case OPT_GROUPS:
             O.groups = optarg;
             break;
+        case OPT_CIPHERS:
+            O.ciphers = optarg;
+            break;
         case 't':
             ok = tls_ref_parse_double(optarg, 1e6, &O.timeout) && O.timeout > 0;
             break;
@@ -538,7 +544,8 @@ static SSL_CTX *make_ctx(void)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if ((O.min_version && !SSL_CTX_set_min_proto_version(ctx, O.min_version)) ||
         (O.max_version && !SSL_CTX_set_max_proto_version(ctx, O.max_version)) ||
-        !SSL_CTX_set1_groups_list(ctx, O.groups)) {
+        !SSL_CTX_set1_groups_list(ctx, O.groups) ||
+        (O.ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, O.ciphers))) {
         SSL_CTX_free(ctx);
         return NULL;
     }

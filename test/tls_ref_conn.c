@@ -175,16 +175,25 @@ static int take_request(struct conn *c)
     return 1;
 }
 
-/* A socket the client closed or reset: EOF without close_notify, ECONNRESET, EPIPE. */
+/*
+ * A socket the client closed or reset: EOF without close_notify, ECONNRESET,
+ * EPIPE (3.5 also queues the last two as system-library errors, e.g. on a
+ * write of a large server flight to a client that has gone).
+ */
 static int peer_closed(int err, int sys_errno)
 {
     unsigned long e = ERR_peek_error();
+    int gone_sys = ERR_GET_LIB(e) == ERR_LIB_SYS &&
+                   (ERR_GET_REASON(e) == ECONNRESET || ERR_GET_REASON(e) == EPIPE);
 
     if (err == SSL_ERROR_SYSCALL)
-        return e == 0 &&
-               (sys_errno == 0 || sys_errno == ECONNRESET || sys_errno == EPIPE);
-    return err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-           ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+        return (e == 0 &&
+                (sys_errno == 0 || sys_errno == ECONNRESET || sys_errno == EPIPE)) ||
+               gone_sys;
+    return err == SSL_ERROR_SSL &&
+           ((ERR_GET_LIB(e) == ERR_LIB_SSL &&
+             ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
+            gone_sys);
 }
 
 /* Runs the connection until it must wait; may end it. */

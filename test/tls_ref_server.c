@@ -236,6 +236,8 @@ static SSL_CTX *make_ctx(void)
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* TLS 1.2 DHE suites: the RFC 7919 group that matches the certificate. */
+    SSL_CTX_set_dh_auto(ctx, 1);
     if ((O.min_version && !SSL_CTX_set_min_proto_version(ctx, O.min_version)) ||
         (O.max_version && !SSL_CTX_set_max_proto_version(ctx, O.max_version)) ||
         SSL_CTX_use_certificate_chain_file(ctx, O.cert) <= 0 ||

@@ -20,7 +20,14 @@
 # Across each mode, some connections must have been freed while their job
 # was paused (the case the provider must survive).
 #
-# TLS_REF_CONNS and TLS_REF_HANDSHAKES scale the load (default 200 / 600).
+# Then, with a lighter load, the key exchanges beyond (EC)DHE: TLS 1.3 with
+# ffdhe2048, TLS 1.2 DHE and RSA key transport, and where this OpenSSL
+# offers them X25519MLKEM768 with an RSA and an ML-DSA-65 certificate; each
+# asserts that its family's operations were offloaded and none failed.
+#
+# TLS_REF_CONNS and TLS_REF_HANDSHAKES scale the load (default 200 / 600),
+# TLS_REF_KX_CONNS and TLS_REF_KX_HANDSHAKES that of the key exchanges
+# (50 / 200).
 set -euo pipefail
 
 SERVER=${1:?usage: tls_ref_test.sh SERVER CLIENT}
@@ -29,6 +36,8 @@ CLIENT=${2:?usage: tls_ref_test.sh SERVER CLIENT}
 MODULE=$OPENSSL_MODULES/offload.so
 CONNS=${TLS_REF_CONNS:-200}
 HANDSHAKES=${TLS_REF_HANDSHAKES:-600}
+KX_CONNS=${TLS_REF_KX_CONNS:-50}
+KX_HANDSHAKES=${TLS_REF_KX_HANDSHAKES:-200}
 [ -f "$MODULE" ] || { echo "tls_ref: no $MODULE"; exit 1; }
 
 TMP=$(mktemp -d /tmp/tls_ref.XXXXXX)
@@ -48,6 +57,15 @@ export OPENSSL_CONF=/dev/null
 make_cert "$TMP" rsa -newkey rsa:2048
 make_cert "$TMP" ecdsa -newkey ec -pkeyopt ec_paramgen_curve:P-256
 make_cert "$TMP" ed25519 -newkey ed25519
+# The post-quantum cases where the default provider offers them (3.5+):
+# decided by what this OpenSSL has, never by its version number.
+HAVE_MLKEM=0
+HAVE_MLDSA=0
+openssl list -kem-algorithms 2>/dev/null | grep -q X25519MLKEM768 && HAVE_MLKEM=1
+if openssl list -signature-algorithms 2>/dev/null | grep -q ML-DSA-65; then
+    HAVE_MLDSA=1
+    make_cert "$TMP" mldsa65 -newkey ML-DSA-65
+fi
 write_offload_conf "$TMP/offload.cnf" "$MODULE"
 
 declare -A FREED_PAUSED=([fd]=0 [callback]=0)
@@ -62,9 +80,18 @@ sanitizer_report() { # files...
     grep -E -l "ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:" "$@" 2>/dev/null || true
 }
 
-run_case() { # mode, tls version, cert, reply bytes, vanish policy
-    local mode=$1 tls=$2 cert=$3 bytes=$4 vanish=$5
-    local name="$mode tls$tls $cert bytes=$bytes vanish=$vanish"
+# run_case MODE TLS CERT BYTES VANISH [GROUPS [CIPHERS [FAMILY]]]: the
+# client offers GROUPS (its default when empty) and the TLS 1.2 suites
+# CIPHERS; FAMILY (signature when absent) is the family whose offloaded
+# counter must move on the server: kem for an ML-KEM group (the server
+# encapsulates), keyexch for FFDHE, asymcipher for TLS 1.2 RSA key
+# transport (whose server signs nothing).
+run_case() {
+    local mode=$1 tls=$2 cert=$3 bytes=$4 vanish=$5 groups=${6:-} ciphers=${7:-}
+    local fam=${8:-signature} copts=()
+    local name="$mode tls$tls $cert bytes=$bytes vanish=$vanish${groups:+ groups=$groups}${ciphers:+ ciphers=$ciphers}"
+    [ -n "$groups" ] && copts+=(--groups "$groups")
+    [ -n "$ciphers" ] && copts+=(--ciphers "$ciphers")
     local out=$TMP/server.$CASE.out err=$TMP/server.$CASE.err stats=$TMP/stats.$CASE
     local cout=$TMP/client.$CASE.out cerr=$TMP/client.$CASE.err
     local port="" i base n rc v offl sfile
@@ -100,7 +127,7 @@ run_case() { # mode, tls version, cert, reply bytes, vanish policy
 
     rc=0
     timeout 150 "$CLIENT" --port "$port" --conns "$CONNS" --handshakes "$HANDSHAKES" \
-        --requests 2 --bytes "$bytes" --vanish 0.1 "--tls$tls" \
+        --requests 2 --bytes "$bytes" --vanish 0.1 "--tls$tls" "${copts[@]}" \
         --cafile "$TMP/$cert.crt" >"$cout" 2>"$cerr" || rc=$?
     echo "  $name: $(sed 's/^tls_ref_client: //' "$cout")"
     if [ "$rc" -ne 0 ]; then
@@ -126,7 +153,7 @@ run_case() { # mode, tls version, cert, reply bytes, vanish policy
     # The provider's own stats file: rewritten twice a second.
     sfile=""
     for ((i = 0; i < 30; i++)); do
-        sfile=$(stat_of offload-signature-offloaded "$stats")
+        sfile=$(stat_of "offload-$fam-offloaded" "$stats")
         [ -n "$sfile" ] && [ "$sfile" -gt 0 ] && break
         sleep 0.1
     done
@@ -140,13 +167,15 @@ run_case() { # mode, tls version, cert, reply bytes, vanish policy
         tail -n 40 "$err"
     fi
 
-    offl=$(stat_of offload-signature-offloaded "$out")
+    offl=$(stat_of "offload-$fam-offloaded" "$out")
     if [ -z "$offl" ] || [ "$offl" -eq 0 ]; then
-        fail "$name: no signature offloaded (server --stats: '${offl}')"
+        fail "$name: no $fam operation offloaded (server --stats: '${offl}')"
     fi
     if [ -z "$sfile" ] || [ "$sfile" -eq 0 ]; then
-        fail "$name: no signature offloaded in OFFLOAD_STATS_FILE ('${sfile}')"
+        fail "$name: no $fam operation offloaded in OFFLOAD_STATS_FILE ('${sfile}')"
     fi
+    v=$(stat_of "offload-$fam-failed" "$out")
+    [ "${v:-0}" -eq 0 ] || fail "$name: $v $fam operations failed on the server"
     for v in server-ssl_errors server-live server-bad_requests server-idle_timeouts; do
         if [ "$(stat_of "$v" "$out")" != 0 ]; then
             fail "$name: $v = $(stat_of "$v" "$out")"
@@ -166,7 +195,11 @@ run_case() { # mode, tls version, cert, reply bytes, vanish policy
         "freed-paused $(stat_of server-freed_paused "$out")" \
         "finished-paused $(stat_of server-finished_paused "$out")" \
         "callbacks $(stat_of server-callbacks "$out");" \
-        "offloaded: signature $offl keyexch $(stat_of offload-keyexch-offloaded "$out")" \
+        "offloaded: signature $(stat_of offload-signature-offloaded "$out")" \
+        "keyexch $(stat_of offload-keyexch-offloaded "$out")" \
+        "kem $(stat_of offload-kem-offloaded "$out")" \
+        "asymcipher $(stat_of offload-asymcipher-offloaded "$out")" \
+        "keygen $(stat_of offload-keygen-offloaded "$out")" \
         "cipher $(stat_of offload-cipher-offloaded "$out")"
     if [ -n "$(sanitizer_report "$err" "$cerr")" ]; then
         fail "$name: sanitizer report"
@@ -182,6 +215,20 @@ for mode in fd callback; do
     run_case "$mode" 1.2 rsa 40000 free
     run_case "$mode" 1.2 ecdsa 4096 free
     run_case "$mode" 1.3 rsa 4096 finish
+    # Key exchanges beyond (EC)DHE, with a lighter load each.
+    HANDSHAKES=$KX_HANDSHAKES CONNS=$KX_CONNS run_case "$mode" 1.3 rsa 1024 free ffdhe2048 "" keyexch
+    HANDSHAKES=$KX_HANDSHAKES CONNS=$KX_CONNS run_case "$mode" 1.2 rsa 1024 free "" \
+        DHE-RSA-AES128-GCM-SHA256 keyexch
+    HANDSHAKES=$KX_HANDSHAKES CONNS=$KX_CONNS run_case "$mode" 1.2 rsa 1024 free "" \
+        AES128-GCM-SHA256 asymcipher
+    if [ "$HAVE_MLKEM" = 1 ]; then
+        HANDSHAKES=$KX_HANDSHAKES CONNS=$KX_CONNS run_case "$mode" 1.3 rsa 1024 free \
+            X25519MLKEM768 "" kem
+    fi
+    if [ "$HAVE_MLDSA" = 1 ]; then
+        HANDSHAKES=$KX_HANDSHAKES CONNS=$KX_CONNS run_case "$mode" 1.3 mldsa65 1024 free \
+            X25519MLKEM768 "" signature
+    fi
     if [ "${FREED_PAUSED[$mode]}" -eq 0 ]; then
         fail "mode $mode: no connection was freed while its job was paused"
     fi
