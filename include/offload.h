@@ -63,7 +63,8 @@
  *   keygen     key generation, every key type
  *   kem        encapsulate and decapsulate (with an output buffer):
  *              ML-KEM and its hybrids (OpenSSL 3.5+), RSASVE
- *   asymcipher RSA decrypt and encrypt (with an output buffer)
+ *   asymcipher decrypt (with an output buffer): RSA, SM2; encryption,
+ *              like verification, is not counted
  *   cipher     a data update: EVP_*Update or EVP_Cipher with input bytes
  *              and an output buffer (AAD, with none, is not one)
  *
