@@ -29,8 +29,28 @@
  *               why ("offload[<pid>]: signature RSA sign: offloaded",
  *               "... inline (not in a job)"), each failure, and every
  *               error the provider raises
- * stats_file    absolute path rewritten with the counters, also env
+ * stats_file    absolute path rewritten with the counters twice a second
+ *               and at unload (temporary file + rename), also env
  *               OFFLOAD_STATS_FILE (unset)
+ * stats_format  what that file holds, also env OFFLOAD_STATS_FORMAT
+ *               (plain; any other value fails the load):
+ *               "plain"       "name value" lines, the names of the
+ *                             counters below, totals and per family
+ *               "prometheus"  the Prometheus text exposition format, for
+ *                             node_exporter's textfile collector (name
+ *                             the file *.prom in its directory):
+ *                               offload_requests_offloaded_total
+ *                               offload_requests_inline_total
+ *                               offload_requests_completed_total
+ *                               offload_requests_failed_total
+ *                               offload_queue_full_total
+ *                               offload_pauses_total
+ *                             counters, one sample per family, labelled
+ *                             {family="signature"} etc. and no total
+ *                             (sum() them: a total next to its parts
+ *                             would be counted twice by sum); and the
+ *                             gauges offload_queue_high_water,
+ *                             offload_workers, offload_in_flight
  */
 #define OFFLOAD_CONF_WORKERS      "workers"
 #define OFFLOAD_CONF_QUEUE_DEPTH  "queue_depth"
@@ -40,6 +60,7 @@
 #define OFFLOAD_CONF_SPIN_US      "spin_us"
 #define OFFLOAD_CONF_DEBUG        "debug"
 #define OFFLOAD_CONF_STATS_FILE   "stats_file"
+#define OFFLOAD_CONF_STATS_FORMAT "stats_format"
 
 /* Family names used in the "offload" key and in counter names. */
 #define OFFLOAD_FAMILY_SIGNATURE  "signature"
@@ -110,10 +131,11 @@
 
 /*
  * Environment variables: a file the provider rewrites twice a second with
- * "name value" lines of every counter (overrides stats_file), and the
- * debug switch.
+ * every counter (overrides stats_file), its format (overrides
+ * stats_format), and the debug switch. Set but empty: not set.
  */
-#define OFFLOAD_ENV_STATS_FILE "OFFLOAD_STATS_FILE"
-#define OFFLOAD_ENV_DEBUG      "OFFLOAD_DEBUG"
+#define OFFLOAD_ENV_STATS_FILE   "OFFLOAD_STATS_FILE"
+#define OFFLOAD_ENV_STATS_FORMAT "OFFLOAD_STATS_FORMAT"
+#define OFFLOAD_ENV_DEBUG        "OFFLOAD_DEBUG"
 
 #endif

@@ -83,6 +83,22 @@ bad_list:
                OFFLOAD_CONF_OFFLOAD, val);
 }
 
+/* The stats file's format: "plain" or "prometheus"; |from|, when set, names the variable.
+ */
+static int parse_stats_format(const char *val, const char *from,
+                              enum offload_stats_format *out, char *err, size_t errlen)
+{
+    if (strcasecmp(val, "plain") == 0)
+        *out = OFFLOAD_STATS_PLAIN;
+    else if (strcasecmp(val, "prometheus") == 0)
+        *out = OFFLOAD_STATS_PROMETHEUS;
+    else
+        return bad(err, errlen, "%s = \"%s\"%s%s%s: expected plain or prometheus",
+                   OFFLOAD_CONF_STATS_FORMAT, val, from != NULL ? " (from " : "",
+                   from != NULL ? from : "", from != NULL ? ")" : "");
+    return 1;
+}
+
 /* One unsigned key: |val| (when set) into *dst, within [lo, hi]. */
 #define UINT_KEY(key, val, lo, hi, dst)                                                  \
     do {                                                                                 \
@@ -128,6 +144,15 @@ int offload_config_parse(const struct offload_config_text *text,
                        OFFLOAD_CONF_STATS_FILE, stats);
         strcpy(cfg->stats_file, stats);
     }
+    cfg->stats_format = OFFLOAD_STATS_PLAIN;
+    if (text->stats_format != NULL &&
+        !parse_stats_format(text->stats_format, NULL, &cfg->stats_format, err, errlen))
+        return 0;
+    env = getenv(OFFLOAD_ENV_STATS_FORMAT);
+    if (env != NULL && env[0] != '\0' &&
+        !parse_stats_format(env, OFFLOAD_ENV_STATS_FORMAT, &cfg->stats_format, err,
+                            errlen))
+        return 0;
     env = getenv(OFFLOAD_ENV_DEBUG);
     if (env != NULL && strcmp(env, "1") == 0)
         cfg->debug = 1;
@@ -137,7 +162,7 @@ int offload_config_parse(const struct offload_config_text *text,
 int offload_config_diff(const struct offload_config *a, const struct offload_config *b,
                         char *buf, size_t len)
 {
-    const char *keys[8];
+    const char *keys[9];
     int n = 0, i;
     size_t used = 0;
 
@@ -157,6 +182,8 @@ int offload_config_diff(const struct offload_config *a, const struct offload_con
         keys[n++] = OFFLOAD_CONF_DEBUG;
     if (strcmp(a->stats_file, b->stats_file) != 0)
         keys[n++] = OFFLOAD_CONF_STATS_FILE;
+    if (a->stats_format != b->stats_format)
+        keys[n++] = OFFLOAD_CONF_STATS_FORMAT;
     if (len > 0)
         buf[0] = '\0';
     for (i = 0; i < n && used < len; i++)
@@ -196,6 +223,7 @@ void offload_config_report_unknown(const char *provname)
                                         OFFLOAD_CONF_SPIN_US,
                                         OFFLOAD_CONF_DEBUG,
                                         OFFLOAD_CONF_STATS_FILE,
+                                        OFFLOAD_CONF_STATS_FORMAT,
                                         NULL};
     char *file = CONF_get1_default_config_file();
     CONF *conf = NCONF_new(NULL);

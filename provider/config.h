@@ -2,7 +2,7 @@
 /*
  * The configuration: the keys of the provider's openssl.cnf section
  * (include/offload.h), their defaults and ranges, and the environment
- * variables that override two of them. A leaf: it knows nothing of the
+ * variables that override three of them. A leaf: it knows nothing of the
  * rest of the provider, raises nothing and keeps no state; the provider
  * core (offload_prov.c) reads the section, calls it, and hands each part
  * of the result to the module it configures (the accelerator, the
@@ -16,6 +16,12 @@
 /* Families of the "offload" key, in the order of enum offload_family. */
 #define OFFLOAD_CONFIG_FAMILIES 6
 
+/* What the stats file holds (the stats_format key). */
+enum offload_stats_format {
+    OFFLOAD_STATS_PLAIN,     /* "name value" lines, as the provider params */
+    OFFLOAD_STATS_PROMETHEUS /* Prometheus text exposition format */
+};
+
 struct offload_config {
     unsigned workers;
     unsigned queue_depth;
@@ -25,18 +31,19 @@ struct offload_config {
     unsigned families; /* bit per family: offload allowed */
     int debug;
     char stats_file[256]; /* "" or where the counters are rewritten */
+    enum offload_stats_format stats_format;
 };
 
 /* The section's values as the core hands them over; NULL: not set. */
 struct offload_config_text {
     const char *workers, *queue_depth, *inline_below, *busy_inline, *offload, *spin_us,
-        *debug, *stats_file;
+        *debug, *stats_file, *stats_format;
 };
 
 /*
  * Defaults, then |text|, then the environment (OFFLOAD_STATS_FILE,
- * OFFLOAD_DEBUG=1) into |cfg|. 1 on success; 0 with a message naming the
- * key, the value and what was expected in |err|.
+ * OFFLOAD_STATS_FORMAT, OFFLOAD_DEBUG=1) into |cfg|. 1 on success; 0
+ * with a message naming the key, the value and what was expected in |err|.
  */
 int offload_config_parse(const struct offload_config_text *text,
                          struct offload_config *cfg, char *err, size_t errlen);

@@ -59,6 +59,7 @@ static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cf
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&t.spin_us, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&t.debug, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&t.stats_file, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FORMAT, (char **)&t.stats_format, 0),
         OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_CORE_PROV_NAME, (char **)&provname, 0),
         OSSL_PARAM_END};
     char err[256];
@@ -219,8 +220,9 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t
 
     offload_config_format(&active, line, sizeof(line));
     offload_log("loaded %s: %s", OFFLOAD_VERSION, line);
-    offload_log("stats_file=%s",
-                active.stats_file[0] != '\0' ? active.stats_file : "(none)");
+    offload_log("stats_file=%s stats_format=%s",
+                active.stats_file[0] != '\0' ? active.stats_file : "(none)",
+                active.stats_format == OFFLOAD_STATS_PROMETHEUS ? "prometheus" : "plain");
     offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu KEMs, %zu "
                 "asym ciphers, %zu ciphers",
                 nkm, nsig, nkex, nkem, nacip, nciph);
@@ -315,7 +317,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 
         atomic_store(&offload_running, 1);
         if (active.stats_file[0] != '\0')
-            offload_stats_file_start(active.stats_file);
+            offload_stats_file_start(active.stats_file, active.stats_format);
         if (offload_log_enabled())
             log_config(nkm, nsig, nkex, nkem, nacip, nciph);
     } else {

@@ -83,7 +83,7 @@ static inline void offload_count_inline(enum offload_family f)
 const OSSL_PARAM *offload_stats_gettable(void);
 int offload_stats_get_param(OSSL_PARAM *p); /* 1 also when |p| is not ours */
 void offload_stats_log(void);
-void offload_stats_file_start(const char *path);
+void offload_stats_file_start(const char *path, int format); /* offload_stats_format */
 void offload_stats_file_stop(void);
 
 #endif

@@ -2,8 +2,10 @@
 /*
  * Counters: process-wide, per family, readable with
  * OSSL_PROVIDER_get_params() and, for a server nobody can attach to,
- * from a stats file that a small thread rewrites twice a second
- * ("name value" lines, replaced atomically with rename()).
+ * from a stats file that a small thread rewrites twice a second, replaced
+ * atomically with rename(): "name value" lines (plain), or the Prometheus
+ * text exposition format (prometheus) for node_exporter's textfile
+ * collector.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <openssl/params.h>
 
 #include "accel/accel.h"
+#include "config.h"
 #include "prov.h"
 
 const char *const offload_family_names[OFFLOAD_FAM_COUNT] = {
@@ -117,25 +120,95 @@ static struct {
     pthread_cond_t cond;
     pthread_t thread;
     int running, stop;
+    int format; /* enum offload_stats_format */
     char path[256];
 } F = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
-static void write_stats(void)
+static void write_plain(FILE *f)
 {
-    char tmp[300];
-    FILE *f;
     size_t k;
 
-    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", F.path, (int)getpid());
-    f = fopen(tmp, "w");
-    if (f == NULL)
-        return;
     fprintf(f, "pid %d\n", (int)getpid());
     for (k = 0; k < NSTATS; k++)
         fprintf(f, "%s %llu\n", stat_keys[k], (unsigned long long)stat_of(k));
     fprintf(f, "%s %llu\n%s %u\n%s %u\n", OFFLOAD_PARAM_QUEUE_HIGH_WATER,
             (unsigned long long)offload_accel_high_water(), OFFLOAD_PARAM_WORKERS,
             offload_accel_workers(), OFFLOAD_PARAM_IN_FLIGHT, offload_accel_in_flight());
+}
+
+/*
+ * Prometheus names of the counters, in the order of enum offload_stat, and
+ * their help lines (no backslash or newline: they would need escaping).
+ */
+static const struct {
+    const char *name, *help;
+} prom_counters[OFFLOAD_ST_COUNT] = {
+    {"offload_requests_offloaded_total",
+     "Operations accepted by the workers' queue (offload-<family>-offloaded)."},
+    {"offload_requests_inline_total",
+     "Operations run on the calling thread (offload-<family>-inline)."},
+    {"offload_requests_completed_total",
+     "Operations finished by a worker (offload-<family>-completed)."},
+    {"offload_requests_failed_total",
+     "Operations that ended with an error, wherever they ran "
+     "(offload-<family>-failed)."},
+    {"offload_queue_full_total",
+     "Submits refused because the queue held queue_depth requests "
+     "(offload-<family>-queue-full)."},
+    {"offload_pauses_total", "ASYNC_pause_job calls made (offload-<family>-pauses)."}};
+
+/*
+ * One sample per family and no family-less total: Prometheus sums the
+ * labelled samples itself (sum without (family) (...)), and a total in
+ * the same metric would be counted twice by such a sum.
+ */
+static void write_prometheus(FILE *f)
+{
+    int s, fam;
+
+    for (s = 0; s < OFFLOAD_ST_COUNT; s++) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", prom_counters[s].name,
+                prom_counters[s].help, prom_counters[s].name);
+        for (fam = 0; fam < OFFLOAD_FAM_COUNT; fam++)
+            fprintf(f, "%s{family=\"%s\"} %llu\n", prom_counters[s].name,
+                    offload_family_names[fam],
+                    (unsigned long long)atomic_load_explicit(&offload_stats[fam].v[s],
+                                                             memory_order_relaxed));
+    }
+    fprintf(f,
+            "# HELP offload_queue_high_water Most requests queued at once since the "
+            "process started (offload-queue-high-water).\n"
+            "# TYPE offload_queue_high_water gauge\n"
+            "offload_queue_high_water %llu\n"
+            "# HELP offload_workers Worker threads running (offload-workers).\n"
+            "# TYPE offload_workers gauge\n"
+            "offload_workers %u\n"
+            "# HELP offload_in_flight Requests submitted to the workers and not yet "
+            "completed (offload-in-flight).\n"
+            "# TYPE offload_in_flight gauge\n"
+            "offload_in_flight %u\n",
+            (unsigned long long)offload_accel_high_water(), offload_accel_workers(),
+            offload_accel_in_flight());
+}
+
+/*
+ * The temporary file is in the same directory (rename() is atomic there
+ * only) and ends in ".tmp": node_exporter's textfile collector reads
+ * "*.prom" files alone, so it never sees one half written.
+ */
+static void write_stats(void)
+{
+    char tmp[300];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", F.path, (int)getpid());
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    if (F.format == OFFLOAD_STATS_PROMETHEUS)
+        write_prometheus(f);
+    else
+        write_plain(f);
     if (fclose(f) == 0)
         rename(tmp, F.path);
     else
@@ -188,13 +261,14 @@ static void stats_atfork(void)
     pthread_atfork(stats_prepare, stats_parent, stats_child);
 }
 
-void offload_stats_file_start(const char *path)
+void offload_stats_file_start(const char *path, int format)
 {
     pthread_once(&names_once, build_names);
     pthread_once(&stats_atfork_once, stats_atfork);
     pthread_mutex_lock(&F.lock);
     if (!F.running) {
         snprintf(F.path, sizeof(F.path), "%s", path);
+        F.format = format;
         F.stop = 0;
         F.running = pthread_create(&F.thread, NULL, stats_main, NULL) == 0;
     }
