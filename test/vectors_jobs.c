@@ -260,6 +260,8 @@ static void assert_ctrs(const struct vj_suite *vs, enum vj_where w,
     assert_true(k->ops_ok > 0);
     /* A refusal by offload's own checks is not counted; one by the engine is. */
     assert_true(failed <= k->ops - k->ops_ok);
+    /* Each counted operation that did not succeed was counted as failed. */
+    assert_int_equal(inl + off, k->ops_ok + failed);
     if (w == VJ_OUT) {
         assert_true(inl >= k->ops_ok && inl <= k->ops);
         assert_int_equal(off, 0);
