@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Wycheproof ECDSA vectors through the offload provider: P-256/SHA-256
- * and P-384/SHA-384 verification of DER signatures (keys decoded by the
+ * Wycheproof ECDSA vectors through the offload provider: P-256/SHA-256,
+ * P-384/SHA-384 and P-521/SHA-512 verification of DER signatures (keys decoded by the
  * default provider and moved into offload, verification fetched with
- * "provider=offload"; vectors_pkey.c). The valid P-256 vectors are run
- * again inside ASYNC jobs (EC_ASYNC_JOBS in flight, fd mode: h_run_tasks):
+ * "provider=offload"; vectors_pkey.c). The valid P-256 and P-521 vectors
+ * are run again inside ASYNC jobs (EC_ASYNC_JOBS in flight, fd and
+ * callback mode: vj_run_tasks):
  * verification itself always runs inline (never counted), so each job
- * also signs the vector's message with an offload P-256 key, checked by
+ * also signs the vector's message with an offload key on the curve, checked by
  * the default provider, and the offloaded counter is asserted.
  */
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "harness.h"
+#include "vectors_jobs.h"
 #include "vectors_pkey.h"
 
 #define EC_ASYNC_JOBS 32
@@ -87,7 +89,7 @@ static void test_ecdsa_secp384r1_sha384(void **state)
 struct ecdsa_task {
     long tcid;
     EVP_PKEY *key;    /* the group's offload public key */
-    EVP_PKEY *signer; /* offload P-256 key pair signing msg in the same job */
+    EVP_PKEY *signer; /* offload key pair on the curve signing msg in the same job */
     struct sig_spec spec;
     unsigned char *msg, *sig, *out;
     size_t msglen, siglen, outlen, outsize;
@@ -180,18 +182,29 @@ static EVP_PKEY *offload_ec_keygen(const char *curve)
     return pkey;
 }
 
-static void test_ecdsa_p256_async(void **state)
+static void test_ecdsa_secp521r1_sha512(void **state)
 {
     static const struct wp_suite s =
-        ECDSA_VERIFY_SUITE("ecdsa_secp256r1_sha256_test.json");
-    struct ecdsa_load L;
-    uint64_t off0, fail0, off1, fail1;
-    size_t i, n = 0, peak = 0, same = 0, differ = 0, signed_ok = 0, sig_verified = 0;
-    int ran = 0, collected, *rets = NULL;
+        ECDSA_VERIFY_SUITE("ecdsa_secp521r1_sha512_test.json");
 
     (void)state;
+    run_verify_suite(&s);
+}
+
+/*
+ * The valid vectors of |file| verified in jobs (|w|: fd or callback
+ * mode), each job also signing its message with an offload key on |curve|.
+ */
+static void run_ecdsa_async(const char *file, const char *curve, enum vj_where w)
+{
+    const struct wp_suite s = ECDSA_VERIFY_SUITE(file);
+    struct ecdsa_load L;
+    uint64_t off0, fail0, off1, fail1;
+    size_t i, n = 0, same = 0, differ = 0, signed_ok = 0, sig_verified = 0;
+    int ran = 0, collected, *rets = NULL;
+
     memset(&L, 0, sizeof(L));
-    L.signer = offload_ec_keygen("P-256");
+    L.signer = offload_ec_keygen(curve);
     assert_non_null(L.signer);
     collected = wp_walk(&s, ecdsa_collect, &L) && L.n > 0;
     if (collected) {
@@ -207,8 +220,8 @@ static void test_ecdsa_p256_async(void **state)
     off0 = test_counter(vec_env.offload, CTR_SIG_OFFLOADED);
     fail0 = test_counter(vec_env.offload, CTR_SIG_FAILED);
     if (rets != NULL) {
-        ran = h_run_tasks(ecdsa_work, L.tasks, sizeof(*L.tasks), L.n, EC_ASYNC_JOBS, rets,
-                          POLL_TIMEOUT_MS, &peak);
+        ran = vj_run_tasks(w, ecdsa_work, L.tasks, sizeof(*L.tasks), L.n, EC_ASYNC_JOBS,
+                           rets);
     }
     off1 = test_counter(vec_env.offload, CTR_SIG_OFFLOADED);
     fail1 = test_counter(vec_env.offload, CTR_SIG_FAILED);
@@ -235,13 +248,13 @@ static void test_ecdsa_p256_async(void **state)
                    s.file, t->tcid, t->verdict, t->sync_verdict,
                    rets[i] == 1 ? "done" : "FAILED", v == 1 ? "verifies" : "REJECTS");
     }
-    printf(
-        "[wycheproof] %s (async, %d jobs max, at most %zu at once): %zu valid vectors: "
-        "%zu verified in the job and outside, %zu differ; %zu signed in the job with "
-        "a P-256 offload key, %zu verified by the default provider; signature "
-        "counters: offloaded +%llu, failed +%llu\n",
-        s.file, EC_ASYNC_JOBS, peak, L.n, same, differ, signed_ok, sig_verified,
-        (unsigned long long)(off1 - off0), (unsigned long long)(fail1 - fail0));
+    printf("[wycheproof] %s (%s, %d jobs max): %zu valid vectors: %zu verified in the "
+           "job and outside, %zu differ; %zu signed in the job with a %s offload key, "
+           "%zu verified by the default provider; signature counters: offloaded +%llu, "
+           "failed +%llu\n",
+           s.file, vj_where_name(w), EC_ASYNC_JOBS, L.n, same, differ, signed_ok, curve,
+           sig_verified, (unsigned long long)(off1 - off0),
+           (unsigned long long)(fail1 - fail0));
     fflush(stdout);
     ecdsa_load_free(&L);
     free(rets);
@@ -264,13 +277,35 @@ static void test_ecdsa_p256_async(void **state)
     assert_int_equal(fail1 - fail0, 0);
 }
 
+static void test_ecdsa_p256_async(void **state)
+{
+    (void)state;
+    run_ecdsa_async("ecdsa_secp256r1_sha256_test.json", "P-256", VJ_FD);
+    run_ecdsa_async("ecdsa_secp256r1_sha256_test.json", "P-256", VJ_CB);
+}
+
+static void test_ecdsa_p521_async(void **state)
+{
+    (void)state;
+    run_ecdsa_async("ecdsa_secp521r1_sha512_test.json", "P-521", VJ_FD);
+    run_ecdsa_async("ecdsa_secp521r1_sha512_test.json", "P-521", VJ_CB);
+}
+
+static int teardown(void **state)
+{
+    vj_free_kept();
+    return vec_group_teardown(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ecdsa_secp256r1_sha256),
         cmocka_unit_test(test_ecdsa_secp384r1_sha384),
+        cmocka_unit_test(test_ecdsa_secp521r1_sha512),
         cmocka_unit_test(test_ecdsa_p256_async),
+        cmocka_unit_test(test_ecdsa_p521_async),
     };
 
-    return cmocka_run_group_tests(tests, vec_group_setup, vec_group_teardown);
+    return cmocka_run_group_tests(tests, vec_group_setup, teardown);
 }

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Wycheproof X25519 vectors through the offload provider: keys built by
+ * Wycheproof X25519 and X448 vectors through the offload provider: keys built by
  * offload's key management from the raw bytes, secrets derived by
  * offload's key exchange, each vector also run by the default provider
  * alone (the verdicts must agree; vectors_pkey.c). The valid vectors are
- * run again inside ASYNC jobs (EC_ASYNC_JOBS in flight, fd mode:
- * h_run_tasks), with the offloaded counter asserted.
+ * run again inside ASYNC jobs (EC_ASYNC_JOBS in flight, fd and callback
+ * mode: vj_run_tasks), with the offloaded counter asserted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "harness.h"
+#include "vectors_jobs.h"
 #include "vectors_pkey.h"
 
 #define EC_ASYNC_JOBS 32
@@ -105,7 +106,7 @@ static void test_x25519(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* X25519 inside ASYNC jobs                                            */
+/* X25519 and X448 inside ASYNC jobs                                            */
 /* ------------------------------------------------------------------ */
 
 struct xdh_task {
@@ -173,7 +174,7 @@ static int xdh_collect(const struct wp_suite *s, void *vgs, const struct wp_case
            wp_hex(c->json, "shared", &t->expect, &t->expectlen);
 }
 
-/* The job of an X25519 task: offload derives the shared secret. */
+/* The job of an X25519/X448 task: offload derives the shared secret. */
 static int xdh_work(void *vt)
 {
     struct xdh_task *t = vt;
@@ -182,15 +183,23 @@ static int xdh_work(void *vt)
     return derive_in(OFFLOAD_SIDE, t->key, t->peer, t->out, &t->outlen) == D_OK;
 }
 
-static void test_x25519_async(void **state)
+static void test_x448(void **state)
 {
-    static const struct wp_suite s = XDH_SUITE("x25519_test.json");
-    struct xdh_load L;
-    uint64_t off0, fail0, off1, fail1;
-    size_t i, n = 0, peak = 0, equal = 0, differ = 0;
-    int ran = 0, collected, *rets = NULL;
+    struct wp_suite s = XDH_SUITE("x448_test.json");
 
     (void)state;
+    run_kex_suite(&s);
+}
+
+/* The valid vectors of |file| derived in jobs, |w|: fd or callback mode. */
+static void run_xdh_async(const char *file, enum vj_where w)
+{
+    const struct wp_suite s = XDH_SUITE(file);
+    struct xdh_load L;
+    uint64_t off0, fail0, off1, fail1;
+    size_t i, n = 0, equal = 0, differ = 0;
+    int ran = 0, collected, *rets = NULL;
+
     memset(&L, 0, sizeof(L));
     collected = wp_walk(&s, xdh_collect, &L) && L.n > 0;
     if (collected) {
@@ -207,8 +216,8 @@ static void test_x25519_async(void **state)
     off0 = test_counter(vec_env.offload, CTR_KEX_OFFLOADED);
     fail0 = test_counter(vec_env.offload, CTR_KEX_FAILED);
     if (rets != NULL) {
-        ran = h_run_tasks(xdh_work, L.tasks, sizeof(*L.tasks), n, EC_ASYNC_JOBS, rets,
-                          POLL_TIMEOUT_MS, &peak);
+        ran =
+            vj_run_tasks(w, xdh_work, L.tasks, sizeof(*L.tasks), n, EC_ASYNC_JOBS, rets);
     }
     off1 = test_counter(vec_env.offload, CTR_KEX_OFFLOADED);
     fail1 = test_counter(vec_env.offload, CTR_KEX_FAILED);
@@ -231,12 +240,11 @@ static void test_x25519_async(void **state)
                 s.file, t->tcid, rets[i] == 1 ? "done" : "FAILED",
                 t->sync_verdict == D_OK ? "done" : "FAILED");
     }
-    printf(
-        "[wycheproof] %s (async, %d jobs max, at most %zu at once): %zu valid vectors: "
-        "%zu secrets equal to \"shared\" and to the derivation outside a job, %zu "
-        "differ; keyexch counters: offloaded +%llu, failed +%llu\n",
-        s.file, EC_ASYNC_JOBS, peak, n, equal, differ, (unsigned long long)(off1 - off0),
-        (unsigned long long)(fail1 - fail0));
+    printf("[wycheproof] %s (%s, %d jobs max): %zu valid vectors: %zu secrets equal to "
+           "\"shared\" and to the derivation outside a job, %zu differ; keyexch "
+           "counters: offloaded +%llu, failed +%llu\n",
+           s.file, vj_where_name(w), EC_ASYNC_JOBS, n, equal, differ,
+           (unsigned long long)(off1 - off0), (unsigned long long)(fail1 - fail0));
     fflush(stdout);
     xdh_load_free(&L);
     free(rets);
@@ -253,12 +261,34 @@ static void test_x25519_async(void **state)
     assert_int_equal(fail1 - fail0, 0);
 }
 
+static void test_x25519_async(void **state)
+{
+    (void)state;
+    run_xdh_async("x25519_test.json", VJ_FD);
+    run_xdh_async("x25519_test.json", VJ_CB);
+}
+
+static void test_x448_async(void **state)
+{
+    (void)state;
+    run_xdh_async("x448_test.json", VJ_FD);
+    run_xdh_async("x448_test.json", VJ_CB);
+}
+
+static int teardown(void **state)
+{
+    vj_free_kept();
+    return vec_group_teardown(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_x25519),
         cmocka_unit_test(test_x25519_async),
+        cmocka_unit_test(test_x448),
+        cmocka_unit_test(test_x448_async),
     };
 
-    return cmocka_run_group_tests(tests, vec_group_setup, vec_group_teardown);
+    return cmocka_run_group_tests(tests, vec_group_setup, teardown);
 }
