@@ -79,7 +79,7 @@ static int parse_families(const char *val, unsigned *out, char *err, size_t errl
 bad_list:
     return bad(err, errlen,
                "%s = \"%s\": expected all, none or a comma list of signature, keyexch, "
-               "cipher, keygen",
+               "cipher, keygen, kem, asymcipher",
                OFFLOAD_CONF_OFFLOAD, val);
 }
 
