@@ -415,5 +415,5 @@ done
 echo
 cat "$RESULTS/tls-latency.md"
 echo
-echo "table: $RESULTS/tls-latency.md; plots: $(cd "$RESULTS" && ls ./*.png 2>/dev/null | sed "s|^\./|$RESULTS/|" | tr '\n' ' ')"
+echo "table: $RESULTS/tls-latency.md; plots: $(printf '%s ' "$RESULTS"/*.png)"
 echo "raw latencies (ms, pooled runs): $RESULTS/raw/<server>-<cert>-<storm>-<configuration index>.txt"
