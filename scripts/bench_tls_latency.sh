@@ -33,7 +33,7 @@
 #
 #   scripts/bench_tls_latency.sh [haproxy] [ref]
 #   RUNS=3 SECONDS_PER=2 STORMS="0 32 128" CERTS="rsa2048 p256" scripts/bench_tls_latency.sh
-#                                            (the defaults: 108 runs, about 8 minutes)
+#                                            (the defaults: 108 runs, about 6 minutes)
 #   PROBE_CONNS=4 PROBE_INTERVAL_MS=5 WARMUP=0.5 RESULTS=/tmp/lat ...
 #   OFFLOAD_OPTS="workers=1 spin_us=0" ...   keys of the provider's openssl.cnf section
 set -euo pipefail
@@ -368,13 +368,13 @@ cdf() { # raw file -> "ms F 1-F" (pooled runs, sorted; at most ~4000 points)
 }
 for server in "${SERVERS[@]}"; do
     if [ "$server" = haproxy ]; then MODES=("${HAPROXY_MODES[@]}"); title="HAProxy"
-    else MODES=("${REF_MODES[@]}"); title="tls\\\\_ref\\\\_server"; fi
+    else MODES=("${REF_MODES[@]}"); title="tls_ref_server"; fi
     for cert in "${CERTS[@]}"; do
         png=$RESULTS/tls-latency-$server-$cert.png
         gp=$OUT/plot.gp
         ns=${#STORMS[@]}
         {
-            echo "set terminal pngcairo size $((ns * 520)),760 font ',10'"
+            echo "set terminal pngcairo noenhanced size $((ns * 520)),760 font ',10'"
             echo "set output '$png'"
             echo "set multiplot layout 2,$ns title '$title, $cert: keep-alive request latency ($PCONNS connections, every $PINT ms)'"
             echo "set logscale x"
