@@ -24,6 +24,9 @@
  * offload       families offloaded: "all", "none" or a comma list (all)
  * spin_us       an idle worker's busy-wait for jobs about to submit
  *               again (0..10000; 200)
+ * worker_nice   the worker threads' nice value, so the event loop that
+ *               submits to them is never queued behind them on a busy
+ *               core (0..19; OFFLOAD_WORKER_NICE_DEFAULT)
  * debug         log to stderr, also env OFFLOAD_DEBUG=1 (0..1; 0): the
  *               configuration at load, each counted operation's path and
  *               why ("offload[<pid>]: signature RSA sign: offloaded",
@@ -52,15 +55,17 @@
  *                             gauges offload_queue_high_water,
  *                             offload_workers, offload_in_flight
  */
-#define OFFLOAD_CONF_WORKERS      "workers"
-#define OFFLOAD_CONF_QUEUE_DEPTH  "queue_depth"
-#define OFFLOAD_CONF_INLINE_BELOW "inline_below"
-#define OFFLOAD_CONF_BUSY_INLINE  "busy_inline"
-#define OFFLOAD_CONF_OFFLOAD      "offload"
-#define OFFLOAD_CONF_SPIN_US      "spin_us"
-#define OFFLOAD_CONF_DEBUG        "debug"
-#define OFFLOAD_CONF_STATS_FILE   "stats_file"
-#define OFFLOAD_CONF_STATS_FORMAT "stats_format"
+#define OFFLOAD_CONF_WORKERS        "workers"
+#define OFFLOAD_CONF_QUEUE_DEPTH    "queue_depth"
+#define OFFLOAD_CONF_INLINE_BELOW   "inline_below"
+#define OFFLOAD_CONF_BUSY_INLINE    "busy_inline"
+#define OFFLOAD_CONF_OFFLOAD        "offload"
+#define OFFLOAD_CONF_SPIN_US        "spin_us"
+#define OFFLOAD_CONF_WORKER_NICE    "worker_nice"
+#define OFFLOAD_WORKER_NICE_DEFAULT 0
+#define OFFLOAD_CONF_DEBUG          "debug"
+#define OFFLOAD_CONF_STATS_FILE     "stats_file"
+#define OFFLOAD_CONF_STATS_FORMAT   "stats_format"
 
 /* Family names used in the "offload" key and in counter names. */
 #define OFFLOAD_FAMILY_SIGNATURE  "signature"

@@ -123,6 +123,7 @@ int offload_config_parse(const struct offload_config_text *text,
     cfg->inline_below = 8192;
     cfg->busy_inline = 1;
     cfg->spin_us = 200;
+    cfg->worker_nice = OFFLOAD_WORKER_NICE_DEFAULT;
     cfg->families = ALL_FAMILIES;
     UINT_KEY(OFFLOAD_CONF_WORKERS, text->workers, 1, 256, &cfg->workers);
     UINT_KEY(OFFLOAD_CONF_QUEUE_DEPTH, text->queue_depth, 1, 1u << 20, &cfg->queue_depth);
@@ -130,6 +131,7 @@ int offload_config_parse(const struct offload_config_text *text,
              &cfg->inline_below);
     UINT_KEY(OFFLOAD_CONF_BUSY_INLINE, text->busy_inline, 0, 1u << 20, &cfg->busy_inline);
     UINT_KEY(OFFLOAD_CONF_SPIN_US, text->spin_us, 0, 10000, &cfg->spin_us);
+    UINT_KEY(OFFLOAD_CONF_WORKER_NICE, text->worker_nice, 0, 19, &cfg->worker_nice);
     UINT_KEY(OFFLOAD_CONF_DEBUG, text->debug, 0, 1, &debug);
     cfg->debug = (int)debug;
     if (text->offload != NULL &&
@@ -162,7 +164,7 @@ int offload_config_parse(const struct offload_config_text *text,
 int offload_config_diff(const struct offload_config *a, const struct offload_config *b,
                         char *buf, size_t len)
 {
-    const char *keys[9];
+    const char *keys[10];
     int n = 0, i;
     size_t used = 0;
 
@@ -176,6 +178,8 @@ int offload_config_diff(const struct offload_config *a, const struct offload_con
         keys[n++] = OFFLOAD_CONF_BUSY_INLINE;
     if (a->spin_us != b->spin_us)
         keys[n++] = OFFLOAD_CONF_SPIN_US;
+    if (a->worker_nice != b->worker_nice)
+        keys[n++] = OFFLOAD_CONF_WORKER_NICE;
     if (a->families != b->families)
         keys[n++] = OFFLOAD_CONF_OFFLOAD;
     if (a->debug != b->debug)
@@ -204,9 +208,9 @@ void offload_config_format(const struct offload_config *cfg, char *buf, size_t l
                                   family_names[f]);
     snprintf(buf, len,
              "workers=%u queue_depth=%u inline_below=%zu busy_inline=%u spin_us=%u "
-             "offload=%s debug=%d",
+             "worker_nice=%u offload=%s debug=%d",
              cfg->workers, cfg->queue_depth, cfg->inline_below, cfg->busy_inline,
-             cfg->spin_us, n > 0 ? fams : "none", cfg->debug);
+             cfg->spin_us, cfg->worker_nice, n > 0 ? fams : "none", cfg->debug);
 }
 
 void offload_config_report_unknown(const char *provname)
@@ -221,6 +225,7 @@ void offload_config_report_unknown(const char *provname)
                                         OFFLOAD_CONF_BUSY_INLINE,
                                         OFFLOAD_CONF_OFFLOAD,
                                         OFFLOAD_CONF_SPIN_US,
+                                        OFFLOAD_CONF_WORKER_NICE,
                                         OFFLOAD_CONF_DEBUG,
                                         OFFLOAD_CONF_STATS_FILE,
                                         OFFLOAD_CONF_STATS_FORMAT,

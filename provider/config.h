@@ -28,7 +28,8 @@ struct offload_config {
     size_t inline_below;
     unsigned busy_inline; /* per worker; 0: off */
     unsigned spin_us;
-    unsigned families; /* bit per family: offload allowed */
+    unsigned worker_nice; /* the workers' nice value: under the caller's */
+    unsigned families;    /* bit per family: offload allowed */
     int debug;
     char stats_file[256]; /* "" or where the counters are rewritten */
     enum offload_stats_format stats_format;
@@ -37,7 +38,7 @@ struct offload_config {
 /* The section's values as the core hands them over; NULL: not set. */
 struct offload_config_text {
     const char *workers, *queue_depth, *inline_below, *busy_inline, *offload, *spin_us,
-        *debug, *stats_file, *stats_format;
+        *worker_nice, *debug, *stats_file, *stats_format;
 };
 
 /*

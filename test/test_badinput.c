@@ -70,6 +70,7 @@ static const struct badconf badconfs[] = {
     {"queue_depth = -1\n", "queue_depth = \"-1\""},
     {"inline_below = 12k\n", "inline_below = \"12k\""},
     {"spin_us = 10001\n", "spin_us = \"10001\""},
+    {"worker_nice = 20\n", "worker_nice = \"20\""},
     {"busy_inline = -3\n", "busy_inline = \"-3\""},
     {"offload = signature,bogus\n", "offload = \"signature,bogus\""},
     {"debug = yes\n", "debug = \"yes\""},

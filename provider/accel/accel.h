@@ -123,6 +123,7 @@ struct offload_accel_config {
     unsigned workers;     /* threads, started at the first submit */
     unsigned queue_depth; /* the bounded queue's length */
     unsigned spin_us;     /* an idle worker's busy-wait after a cheap request */
+    unsigned nice;        /* each worker thread's nice value (0..19) */
 };
 
 /*
