@@ -15,7 +15,11 @@
 # short warm-up; runs are interleaved; the table shows medians and ratios
 # to the default provider.
 #
-#   scripts/bench_tls_ref.sh [rsa2048] [p256]
+#   scripts/bench_tls_ref.sh [rsa2048] [p256] [rsa2048+X25519MLKEM768] [mldsa65+X25519MLKEM768]
+#     a row is a certificate (rsa2048, p256, mldsa65), and after "+" the
+#     client's key-exchange group (X25519 by default); where the OpenSSL
+#     offers them, the default rows add X25519MLKEM768 (the hybrid default
+#     group of 3.5) with an RSA and an ML-DSA-65 certificate
 #   RUNS=5 SECONDS_PER=5 CONNS=64 BUILD=build scripts/bench_tls_ref.sh
 #   OFFLOAD_CONF=my.cnf MODULES=dir-of-offload.so scripts/bench_tls_ref.sh
 set -euo pipefail
@@ -33,7 +37,14 @@ CONF=${OFFLOAD_CONF:-$PWD/conf/offload.cnf}
 SERVER=$PWD/$BUILD/test/tls_ref_server
 CLIENT=$PWD/$BUILD/test/tls_ref_client
 CERTS=("$@")
-[ ${#CERTS[@]} -gt 0 ] || CERTS=(rsa2048 p256)
+if [ ${#CERTS[@]} -eq 0 ]; then
+    CERTS=(rsa2048 p256)
+    if OPENSSL_CONF=/dev/null openssl list -kem-algorithms 2>/dev/null | grep -q X25519MLKEM768; then
+        CERTS+=(rsa2048+X25519MLKEM768)
+        OPENSSL_CONF=/dev/null openssl list -signature-algorithms 2>/dev/null | grep -q ML-DSA-65 &&
+            CERTS+=(mldsa65+X25519MLKEM768)
+    fi
+fi
 OUT=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -44,11 +55,14 @@ cleanup() {
 trap cleanup EXIT
 
 source test/lib.sh
-for cert in "${CERTS[@]}"; do
+for row in "${CERTS[@]}"; do
+    cert=${row%%+*}
+    [ -f "$OUT/$cert.crt" ] && continue
     case $cert in
     rsa2048) keyopts=(-newkey rsa:2048) ;;
     p256) keyopts=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
-    *) echo "unknown certificate: $cert (rsa2048, p256)" >&2 && exit 2 ;;
+    mldsa65) keyopts=(-newkey ML-DSA-65) ;;
+    *) echo "unknown certificate: $cert (rsa2048, p256, mldsa65)" >&2 && exit 2 ;;
     esac
     make_cert "$OUT" "$cert" "${keyopts[@]}"
 done
@@ -97,12 +111,12 @@ ticks() { # CPU ticks (user + system) of the running servers
 }
 
 # One measured run: "hs/s server-cores client-cores", or "err".
-measure() { # port, cert, seconds
+measure() { # port, cert, seconds, group
     local line t0 t1 hz
     hz=$(getconf CLK_TCK)
     t0=$(ticks)
     if line=$(OPENSSL_CONF=/dev/null "$CLIENT" --port "$1" --conns "$CONNS" --duration "$3" \
-        --requests 0 --tls1.3 --groups X25519:P-256 --cafile "$OUT/$2.crt" --quiet 2>"$OUT/client.err"); then
+        --requests 0 --tls1.3 --groups "$4" --cafile "$OUT/$2.crt" --quiet 2>"$OUT/client.err"); then
         t1=$(ticks)
         awk -v dt="$((t1 - t0))" -v hz="$hz" -v s="$3" '{
             for (i = 1; i < NF; i++) {
@@ -121,31 +135,35 @@ median() { { grep -v err || true; } | sort -g | awk '{a[NR]=$1} END {if (NR==0) 
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 echo "openssl: $(openssl version)"
-echo "TLS 1.3 full handshakes, client: $CONNS connections, X25519, verifies; $RUNS runs x ${SECS}s, medians; ratios vs default"
-for cert in "${CERTS[@]}"; do
+echo "TLS 1.3 full handshakes, client: $CONNS connections, X25519 unless the row names a group, verifies; $RUNS runs x ${SECS}s, medians; ratios vs default"
+for row in "${CERTS[@]}"; do
+    cert=${row%%+*}
+    group=X25519:P-256
+    [ "$row" = "$cert" ] || group=${row#*+}
     for ((r = 1; r <= RUNS; r++)); do
+        echo "  $row: run $r of $RUNS" >&2
         for i in "${!CONFIGS[@]}"; do
             IFS='|' read -r name nproc mode conf <<<"${CONFIGS[$i]}"
             if ! start_servers "$nproc" "$mode" "$conf" "$cert"; then
-                echo err >>"$OUT/$cert.$i"
+                echo err >>"$OUT/$row.$i"
                 stop_servers
                 continue
             fi
-            measure "$PORT" "$cert" "$WARMUP" >/dev/null
-            measure "$PORT" "$cert" "$SECS" >>"$OUT/$cert.$i"
-            if [ "$(tail -n 1 "$OUT/$cert.$i")" = err ]; then
-                echo "($cert, $name: client errors)" >&2
+            measure "$PORT" "$cert" "$WARMUP" "$group" >/dev/null
+            measure "$PORT" "$cert" "$SECS" "$group" >>"$OUT/$row.$i"
+            if [ "$(tail -n 1 "$OUT/$row.$i")" = err ]; then
+                echo "($row, $name: client errors)" >&2
                 head -n 4 "$OUT/client.err" >&2
             fi
             stop_servers
         done
     done
-    printf '\n%-8s %-26s %9s %7s %8s %8s %9s   %s\n' "$cert" "server" "hs/s" "ratio" \
+    printf '\n%-8s %-26s %9s %7s %8s %8s %9s   %s\n' "$row" "server" "hs/s" "ratio" \
         "srv cpu" "cli cpu" "srv us/hs" "runs (hs/s)"
     base=""
     for i in "${!CONFIGS[@]}"; do
         IFS='|' read -r name nproc mode conf <<<"${CONFIGS[$i]}"
-        f=$OUT/$cert.$i
+        f=$OUT/$row.$i
         med=$(awk '{print $1}' "$f" | median)
         scpu=$(awk '$1 != "err" {print $2}' "$f" | median)
         ccpu=$(awk '$1 != "err" {print $3}' "$f" | median)
