@@ -132,6 +132,7 @@ struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *fr
         s->enc = 0;
         s->tls_cbc = 0;
         s->gen_callback = 0;
+        s->key = NULL;
         atomic_store_explicit(&s->ctx, ctx, memory_order_relaxed);
         atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
         atomic_store_explicit(pp, s,
@@ -162,6 +163,8 @@ void offload_ctxstate_release(struct offload_ctxstate *s)
     ctx = atomic_load_explicit(&s->ctx, memory_order_relaxed);
     atomic_store_explicit(&s->ctx, NULL, memory_order_release);
     s->free_ctx(ctx);
+    offload_keyref_put(s->key); /* after the context that pointed at it */
+    s->key = NULL;
     next = atomic_load_explicit(&spares, memory_order_relaxed);
     do
         atomic_store_explicit(&s->next, next, memory_order_relaxed);
@@ -229,6 +232,51 @@ void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
         dst->enc = src->enc;
         dst->tls_cbc = src->tls_cbc;
         dst->gen_callback = src->gen_callback;
+        if (src->key != NULL) { /* the duplicate points at the same key */
+            atomic_fetch_add_explicit(&src->key->refs, 1, memory_order_relaxed);
+            offload_ctxstate_set_key(dst, src->key, 1);
+        }
     }
     return dup;
+}
+
+struct offload_keyref *offload_keyref_new(void *kd, offload_ctx_free_fn *free_kd)
+{
+    struct offload_keyref *k = calloc(1, sizeof(*k));
+
+    if (k == NULL)
+        return NULL;
+    atomic_init(&k->refs, 1);
+    k->kd = kd;
+    k->free_kd = free_kd;
+    return k;
+}
+
+void offload_keyref_put(struct offload_keyref *k)
+{
+    while (k != NULL &&
+           atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) == 1) {
+        struct offload_keyref *older = k->older;
+
+        k->free_kd(k->kd);
+        free(k);
+        k = older;
+    }
+}
+
+void offload_ctxstate_set_key(struct offload_ctxstate *s, struct offload_keyref *k,
+                              int ok)
+{
+    struct offload_keyref *old = s->key;
+
+    if (k == NULL)
+        return;
+    s->key = k;
+    if (old == NULL)
+        return;
+    if (ok || k->older != NULL) {
+        offload_keyref_put(old);
+        return;
+    }
+    k->older = old; /* kept, with its reference, until |k| goes */
 }

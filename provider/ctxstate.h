@@ -27,6 +27,27 @@
 /* The default's free function of a context. */
 typedef void offload_ctx_free_fn(void *ctx);
 
+/*
+ * A copy of a key that the default's context points at without a
+ * reference of its own (3.5's ML-KEM, hybrid, ML-DSA and SLH-DSA contexts
+ * keep a bare pointer): the application may free its key while a request
+ * of an abandoned job still uses the context, so the context is handed
+ * our copy, freed only after the context itself. Shared by a context and
+ * its duplicates (refs); |older| is a copy an init that failed may still
+ * have left in the context.
+ */
+struct offload_keyref {
+    _Atomic unsigned refs;
+    void *kd;
+    offload_ctx_free_fn *free_kd;
+    struct offload_keyref *older;
+};
+
+/* A reference on |kd|, which it owns (frees with |free_kd|); NULL out of memory. */
+struct offload_keyref *offload_keyref_new(void *kd, offload_ctx_free_fn *free_kd);
+/* Drops one reference; the last frees the key (and the older ones). */
+void offload_keyref_put(struct offload_keyref *k);
+
 struct offload_ctxstate {
     struct offload_ctxstate *_Atomic next; /* the table's chain, or the spares' */
     void *_Atomic ctx; /* the default's context (the table's key); NULL once recycled */
@@ -39,6 +60,7 @@ struct offload_ctxstate {
     int enc;          /* ciphers: the last init encrypts */
     int tls_cbc;      /* ciphers: CBC with "tls-version" set, stays inline */
     int gen_callback; /* keygen: makes parameters, reporting through the callback */
+    struct offload_keyref *key; /* the key the context was given, when ours */
 };
 
 /*
@@ -110,6 +132,15 @@ void offload_ctxstate_release(struct offload_ctxstate *s);
  * the context's own reference; without an entry, |free_ctx| runs at once.
  */
 void offload_ctxstate_free(void *ctx, offload_ctx_free_fn *free_ctx);
+
+/*
+ * The context of |s| was initialised with |k|'s key (taken over): |s|
+ * keeps it until the context is freed. The key it had before is dropped
+ * when the init succeeded (|ok|), else kept too: the context may still
+ * point at it.
+ */
+void offload_ctxstate_set_key(struct offload_ctxstate *s, struct offload_keyref *k,
+                              int ok);
 
 /* Entries in the table (tests, teardown's log). */
 size_t offload_ctxstate_count(void);

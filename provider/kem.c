@@ -36,6 +36,7 @@ typedef int kem_auth_init_fn(void *ctx, void *key, void *authkey,
 struct kem_alg {
     char name[32]; /* its first name, for the log and the reasons */
     enum offload_cost_rule rule;
+    int unowned; /* its contexts keep no reference on the key: they get our copy */
     OSSL_FUNC_kem_encapsulate_init_fn *encapsulate_init;
     OSSL_FUNC_kem_decapsulate_init_fn *decapsulate_init;
     kem_auth_init_fn *auth_encapsulate_init;
@@ -208,57 +209,89 @@ static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
 
 /* ---- contexts and the inits that take a key ---- */
 
-/* Every init: the context's entry learns the cost of |key|. */
-static int kem_note_key(const struct kem_alg *alg, void *ctx, void *key)
-{
+/* What an init learns and keeps: the context's entry, and our copy of the key. */
+struct kem_init {
     struct offload_ctxstate *s;
+    struct offload_keyref *ref;
+};
 
+/*
+ * Every init: the context's entry learns the cost of |key|. Returns the
+ * key data to hand the default's init (|key|, or for a context that keeps
+ * no reference on it our copy), NULL after raising why.
+ */
+static void *kem_begin(const struct kem_alg *alg, void *ctx, void *key,
+                       struct kem_init *in)
+{
     if (!offload_is_running())
-        return 0;
+        return NULL;
     if (key == NULL) {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_NO_KEY, "%s: no key", alg->name);
-        return 0;
+        return NULL;
     }
-    if ((s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
+    if ((in->s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "kem context");
-        return 0;
+        return NULL;
     }
-    s->cheap = offload_key_cheap(alg->rule, key);
-    return 1;
+    in->s->cheap = offload_key_cheap(alg->rule, key);
+    in->ref = NULL;
+    if (!alg->unowned)
+        return key;
+    if ((in->ref = offload_key_copy(alg->name, key)) == NULL) {
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a copy of the key for the context",
+                      alg->name);
+        return NULL;
+    }
+    return in->ref->kd;
+}
+
+/* The default's init returned |ok|: the entry keeps the copy it was given. */
+static int kem_end(struct kem_init *in, int ok)
+{
+    offload_ctxstate_set_key(in->s, in->ref, ok > 0);
+    return ok;
 }
 
 static int kem_encapsulate_init(size_t slot, void *ctx, void *key,
                                 const OSSL_PARAM params[])
 {
     const struct kem_alg *alg = &kem_algs[slot];
+    struct kem_init in;
+    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kem_note_key(alg, ctx, key) && alg->encapsulate_init(ctx, key, params);
+    return kd != NULL && kem_end(&in, alg->encapsulate_init(ctx, kd, params));
 }
 
 static int kem_decapsulate_init(size_t slot, void *ctx, void *key,
                                 const OSSL_PARAM params[])
 {
     const struct kem_alg *alg = &kem_algs[slot];
+    struct kem_init in;
+    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kem_note_key(alg, ctx, key) && alg->decapsulate_init(ctx, key, params);
+    return kd != NULL && kem_end(&in, alg->decapsulate_init(ctx, kd, params));
 }
 
 static int kem_auth_encapsulate_init(size_t slot, void *ctx, void *key, void *authkey,
                                      const OSSL_PARAM params[])
 {
     const struct kem_alg *alg = &kem_algs[slot];
+    struct kem_init in;
+    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kem_note_key(alg, ctx, key) &&
-           alg->auth_encapsulate_init(ctx, key, authkey, params);
+    return kd != NULL &&
+           kem_end(&in, alg->auth_encapsulate_init(ctx, kd, authkey, params));
 }
 
 static int kem_auth_decapsulate_init(size_t slot, void *ctx, void *key, void *authkey,
                                      const OSSL_PARAM params[])
 {
     const struct kem_alg *alg = &kem_algs[slot];
+    struct kem_init in;
+    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kem_note_key(alg, ctx, key) &&
-           alg->auth_decapsulate_init(ctx, key, authkey, params);
+    return kd != NULL &&
+           kem_end(&in, alg->auth_decapsulate_init(ctx, kd, authkey, params));
 }
 
 static void kem_freectx(size_t slot, void *ctx)
@@ -305,6 +338,7 @@ static size_t kem_intercepts(size_t i, const OSSL_ALGORITHM *a,
     memset(alg, 0, sizeof(*alg));
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
+    alg->unowned = offload_key_unowned(a->algorithm_names);
     alg->encapsulate_init =
         OFFLOAD_FN(OSSL_FUNC_kem_encapsulate_init_fn, OSSL_FUNC_KEM_ENCAPSULATE_INIT);
     alg->decapsulate_init =

@@ -35,6 +35,7 @@ struct km_alg {
     int gen_keypair_only; /* ... when it makes a key pair, not parameters */
     enum offload_cost_rule rule;
     OSSL_FUNC_keymgmt_free_fn *free_;
+    OSSL_FUNC_keymgmt_dup_fn *dup;
     OSSL_FUNC_keymgmt_gen_init_fn *gen_init;
     OSSL_FUNC_keymgmt_gen_set_template_fn *gen_set_template;
     OSSL_FUNC_keymgmt_gen_set_params_fn *gen_set_params;
@@ -125,6 +126,37 @@ enum offload_cost_rule offload_cost_rule(const char *names)
     if (names != NULL && strncasecmp(names, "ECDSA-", 6) == 0)
         return OFFLOAD_COST_EC_GROUP;
     return OFFLOAD_COST_DEAR;
+}
+
+int offload_key_unowned(const char *names)
+{
+    char first[64];
+
+    offload_first_name(names, first, sizeof(first));
+    return strncasecmp(first, "ML-KEM-", 7) == 0 ||
+           strncasecmp(first, "ML-DSA-", 7) == 0 ||
+           strncasecmp(first, "SLH-DSA-", 8) == 0 || strstr(first, "MLKEM") != NULL;
+}
+
+struct offload_keyref *offload_key_copy(const char *name, void *kd)
+{
+    struct offload_keyref *ref;
+    const struct km_alg *alg = NULL;
+    size_t i;
+    void *copy;
+
+    for (i = 0; i < km_mirror.n && i < OFFLOAD_SLOTS; i++)
+        if (strcasecmp(km_algs[i].name, name) == 0) {
+            alg = &km_algs[i];
+            break;
+        }
+    if (alg == NULL || alg->dup == NULL || alg->free_ == NULL)
+        return NULL;
+    if ((copy = alg->dup(kd, OSSL_KEYMGMT_SELECT_ALL)) == NULL)
+        return NULL;
+    if ((ref = offload_keyref_new(copy, alg->free_)) == NULL)
+        alg->free_(copy);
+    return ref;
 }
 
 int offload_key_cheap(enum offload_cost_rule rule, void *kd)
@@ -319,6 +351,7 @@ static size_t km_intercepts(size_t i, const OSSL_ALGORITHM *a,
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
     alg->free_ = OFFLOAD_FN(OSSL_FUNC_keymgmt_free_fn, OSSL_FUNC_KEYMGMT_FREE);
+    alg->dup = OFFLOAD_FN(OSSL_FUNC_keymgmt_dup_fn, OSSL_FUNC_KEYMGMT_DUP);
     alg->gen_init = OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_init_fn, OSSL_FUNC_KEYMGMT_GEN_INIT);
     alg->gen_set_template = OFFLOAD_FN(OSSL_FUNC_keymgmt_gen_set_template_fn,
                                        OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE);

@@ -42,6 +42,7 @@
 struct sig_alg {
     char name[48]; /* its first name, for the log and the reasons */
     enum offload_cost_rule rule;
+    int unowned; /* its contexts keep no reference on the key: they get our copy */
     OSSL_FUNC_signature_newctx_fn *newctx;
     OSSL_FUNC_signature_freectx_fn *freectx;
     OSSL_FUNC_signature_dupctx_fn *dupctx;
@@ -265,53 +266,84 @@ static void *sig_dupctx(size_t slot, void *ctx)
                                 "signature context");
 }
 
+/* What a signing init learns and keeps: the context's entry, and our copy of the key. */
+struct sig_init {
+    struct offload_ctxstate *s;
+    struct offload_keyref *ref;
+};
+
 /*
  * A signing init: forgets what the previous key told us and learns the
  * cost of |key|. NULL re-inits with the key already set, whose cost stays.
+ * Returns 1 with *kd the key data to hand the default's init (|key|, or
+ * for a context that keeps no reference on it our copy), 0 after raising.
  */
-static int signing_key(const struct sig_alg *alg, void *ctx, void *key)
+static int signing_key(const struct sig_alg *alg, void *ctx, void *key, void **kd,
+                       struct sig_init *in)
 {
-    struct offload_ctxstate *s;
-
     if (!offload_is_running())
         return 0;
-    if ((s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
+    if ((in->s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "signature context");
         return 0;
     }
-    s->maxsig = 0;
-    if (key != NULL)
-        s->cheap = offload_key_cheap(alg->rule, key);
+    in->s->maxsig = 0;
+    in->ref = NULL;
+    *kd = key;
+    if (key == NULL)
+        return 1;
+    in->s->cheap = offload_key_cheap(alg->rule, key);
+    if (alg->unowned) {
+        if ((in->ref = offload_key_copy(alg->name, key)) == NULL) {
+            OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a copy of the key for the context",
+                          alg->name);
+            return 0;
+        }
+        *kd = in->ref->kd;
+    }
     return 1;
+}
+
+/* The default's init returned |ok|: the entry keeps the copy it was given. */
+static int signing_done(struct sig_init *in, int ok)
+{
+    offload_ctxstate_set_key(in->s, in->ref, ok > 0);
+    return ok;
 }
 
 static int sig_sign_init(size_t slot, void *ctx, void *key, const OSSL_PARAM params[])
 {
     const struct sig_alg *alg = &sig_algs[slot];
+    struct sig_init in;
+    void *kd;
 
-    if (!signing_key(alg, ctx, key))
+    if (!signing_key(alg, ctx, key, &kd, &in))
         return 0;
-    return alg->sign_init(ctx, key, params);
+    return signing_done(&in, alg->sign_init(ctx, kd, params));
 }
 
 static int sig_sign_message_init(size_t slot, void *ctx, void *key,
                                  const OSSL_PARAM params[])
 {
     const struct sig_alg *alg = &sig_algs[slot];
+    struct sig_init in;
+    void *kd;
 
-    if (!signing_key(alg, ctx, key))
+    if (!signing_key(alg, ctx, key, &kd, &in))
         return 0;
-    return alg->sign_message_init(ctx, key, params);
+    return signing_done(&in, alg->sign_message_init(ctx, kd, params));
 }
 
 static int sig_digest_sign_init(size_t slot, void *ctx, const char *mdname, void *key,
                                 const OSSL_PARAM params[])
 {
     const struct sig_alg *alg = &sig_algs[slot];
+    struct sig_init in;
+    void *kd;
 
-    if (!signing_key(alg, ctx, key))
+    if (!signing_key(alg, ctx, key, &kd, &in))
         return 0;
-    return alg->digest_sign_init(ctx, mdname, key, params);
+    return signing_done(&in, alg->digest_sign_init(ctx, mdname, kd, params));
 }
 
 /*
@@ -410,6 +442,7 @@ static size_t sig_intercepts(size_t i, const OSSL_ALGORITHM *a,
     memset(alg, 0, sizeof(*alg));
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
+    alg->unowned = offload_key_unowned(a->algorithm_names);
     alg->newctx = OFFLOAD_FN(OSSL_FUNC_signature_newctx_fn, OSSL_FUNC_SIGNATURE_NEWCTX);
     alg->freectx =
         OFFLOAD_FN(OSSL_FUNC_signature_freectx_fn, OSSL_FUNC_SIGNATURE_FREECTX);
