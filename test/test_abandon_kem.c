@@ -3,7 +3,8 @@
  * Abandoned jobs of the kem and asymcipher families: RSA-4096 decryption
  * (OAEP) and RSASVE decapsulation (slow enough to be in flight), RSASVE
  * encapsulation, and on 3.5 ML-KEM-768 and X448MLKEM1024 encapsulation and
- * decapsulation, each paused in a job on a request of offload's workers.
+ * decapsulation and ML-DSA-65 signing, each paused in a job on a request
+ * of offload's workers.
  *
  *   abandoned_then_unload_fd / _cb
  *        the application gives the paused jobs up as SSL_free does (frees
@@ -12,8 +13,10 @@
  *        requests still queued or running: nothing crashes, no worker
  *        outlives the unload, no fd stays open, no token lands on the fd
  *        numbers just closed, no callback comes after its wait ctx went;
- *   abandoned_provider_lives
- *        the same with the provider kept loaded: every request completes
+ *   abandoned_provider_lives, abandoned_keys_freed
+ *        the same with the provider kept loaded (and in the second the
+ *        application's keys freed too, as SSL_free frees an ephemeral key
+ *        share while its decapsulation is in flight): every request completes
  *        (completed counts them all, in-flight returns to 0), no token on
  *        the closed fds' numbers, and a new job on a new wait ctx then
  *        works (the default provider alone checks its result);
@@ -29,6 +32,7 @@
  * the abandoned jobs stay reachable from a static array, as an
  * application's would.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -57,9 +61,11 @@
 #define BUF        8192
 #define TIMEOUT_MS 60000
 
-enum kind { K_RSA, K_MLKEM, K_HYBRID, K_N };
-static const char *const kind_names[K_N] = {"RSA", "ML-KEM-768", "X448MLKEM1024"};
-enum op { DECRYPT, DECAP, ENCAP };
+enum kind { K_RSA, K_MLKEM, K_HYBRID, K_MLDSA, K_N };
+static const char *const kind_names[K_N] = {"RSA", "ML-KEM-768", "X448MLKEM1024",
+                                            "ML-DSA-65"};
+enum op { DECRYPT, DECAP, ENCAP, SIGN };
+static const unsigned char tbs[] = "offload abandons a signature";
 
 static struct {
     int threads0, fds0;
@@ -143,6 +149,17 @@ static int init_ctx(EVP_PKEY_CTX *c, enum op op, enum kind k)
                            OSSL_PARAM_END};
     const OSSL_PARAM *p = k == K_RSA ? rsasve : NULL;
 
+    if (op == SIGN) { /* EVP_PKEY_sign_message_init (3.4+) */
+        int (*smi)(EVP_PKEY_CTX *, EVP_SIGNATURE *, const OSSL_PARAM *) =
+            (int (*)(EVP_PKEY_CTX *, EVP_SIGNATURE *, const OSSL_PARAM *))dlsym(
+                RTLD_DEFAULT, "EVP_PKEY_sign_message_init");
+        EVP_SIGNATURE *sig =
+            EVP_SIGNATURE_fetch(EVP_PKEY_CTX_get0_libctx(c), kind_names[k], NULL);
+        int ok = smi != NULL && sig != NULL && smi(c, sig, NULL) > 0;
+
+        EVP_SIGNATURE_free(sig);
+        return ok;
+    }
     if (op == DECRYPT)
         return EVP_PKEY_decrypt_init(c) > 0 &&
                EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) > 0;
@@ -168,7 +185,9 @@ static int run_task(void *arg)
     }
     t->outlen = sizeof(t->out);
     t->seclen = sizeof(t->sec);
-    if (t->op == DECRYPT)
+    if (t->op == SIGN)
+        ok = EVP_PKEY_sign(c, t->out, &t->outlen, tbs, sizeof(tbs)) > 0;
+    else if (t->op == DECRYPT)
         ok = EVP_PKEY_decrypt(c, t->out, &t->outlen, ct, ctlen) > 0;
     else if (t->op == DECAP)
         ok = EVP_PKEY_decapsulate(c, t->out, &t->outlen, ct, ctlen) > 0;
@@ -181,7 +200,7 @@ static int run_task(void *arg)
 /* The mix of operations, |per| of each kind and op there is. */
 static size_t make_tasks(struct loaded *l, struct task **tasks, int prepared, size_t per)
 {
-    static const enum op ops[] = {DECRYPT, DECAP, ENCAP};
+    static const enum op ops[] = {DECRYPT, DECAP, ENCAP, SIGN};
     size_t n = 0, i, r;
     int k;
 
@@ -192,7 +211,8 @@ static size_t make_tasks(struct loaded *l, struct task **tasks, int prepared, si
             for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 struct task *t = &(*tasks)[n];
 
-                if (!S.present[k] || (k != K_RSA && ops[i] == DECRYPT))
+                if (!S.present[k] || (k != K_RSA && ops[i] == DECRYPT) ||
+                    ((k == K_MLDSA) != (ops[i] == SIGN)))
                     continue;
                 assert_true(n < MAX_OPS);
                 t->op = ops[i];
@@ -327,34 +347,48 @@ static int idle(void *arg)
     return test_counter(arg, OFFLOAD_PARAM_IN_FLIGHT) == 0;
 }
 
-static void test_abandoned_provider_lives(void **state)
+/*
+ * |free_keys|: the application frees its keys too, as SSL_free does with an
+ * ephemeral key share; a request still needs the key (the default's context
+ * of ML-KEM, the hybrids, ML-DSA and SLH-DSA holds no reference of its own).
+ */
+static void abandon_provider_lives(int free_keys)
 {
     struct loaded l;
     struct task *tasks, *again;
     struct hjob *jobs, *fresh;
     int grabbed[MAX_OPS];
-    uint64_t kem0, acip0, kem1, acip1;
+    uint64_t kem0, acip0, sig0, kem1, acip1, sig1;
     size_t i, n, m;
 
-    (void)state;
     assert_true(load(&l));
     kem0 = test_counter(l.env.offload, "offload-kem-completed");
     acip0 = test_counter(l.env.offload, "offload-asymcipher-completed");
+    sig0 = test_counter(l.env.offload, "offload-signature-completed");
     n = make_tasks(&l, &tasks, 1, 2);
     jobs = start_jobs(tasks, n, 0, NULL);
     give_up(jobs, tasks, n);
     free(tasks);
+    for (i = 0; free_keys && i < K_N; i++) {
+        EVP_PKEY_free(l.key[i]);
+        l.key[i] = NULL;
+    }
     for (i = 0; i < n; i++) {
         grabbed[i] = eventfd(0, EFD_CLOEXEC);
         assert_true(grabbed[i] >= 0);
     }
     assert_true(h_wait_until(idle, l.env.offload, TIMEOUT_MS));
+    for (i = 0; free_keys && i < K_N; i++)
+        if (S.present[i]) /* for the jobs below */
+            assert_non_null(l.key[i] = import(l.env.libctx, OFFLOAD_PROPQ, (enum kind)i));
     kem1 = test_counter(l.env.offload, "offload-kem-completed");
     acip1 = test_counter(l.env.offload, "offload-asymcipher-completed");
-    print_message(
-        "  abandoned: kem completed +%llu, asymcipher completed +%llu, of %zu\n",
-        (unsigned long long)(kem1 - kem0), (unsigned long long)(acip1 - acip0), n);
-    assert_int_equal((kem1 - kem0) + (acip1 - acip0), n);
+    sig1 = test_counter(l.env.offload, "offload-signature-completed");
+    print_message("  abandoned: kem completed +%llu, asymcipher +%llu, signature +%llu, "
+                  "of %zu\n",
+                  (unsigned long long)(kem1 - kem0), (unsigned long long)(acip1 - acip0),
+                  (unsigned long long)(sig1 - sig0), n);
+    assert_int_equal((kem1 - kem0) + (acip1 - acip0) + (sig1 - sig0), n);
     h_sleep_ms(20);
     for (i = 0; i < n; i++) {
         assert_false(h_fd_readable(grabbed[i], 0));
@@ -379,7 +413,16 @@ static void test_abandoned_provider_lives(void **state)
         assert_int_equal(fresh[i].ret, 1);
         assert_true(fresh[i].pauses >= 1);
         assert_non_null(c);
-        if (t->op == ENCAP) { /* the default decapsulates it to the same secret */
+        if (t->op == SIGN) { /* the default verifies it */
+            EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+            assert_non_null(m);
+            assert_int_equal(EVP_DigestVerifyInit_ex(m, NULL, NULL, S.ref, NULL,
+                                                     S.refkey[t->kind], NULL),
+                             1);
+            assert_int_equal(EVP_DigestVerify(m, t->out, t->outlen, tbs, sizeof(tbs)), 1);
+            EVP_MD_CTX_free(m);
+        } else if (t->op == ENCAP) { /* the default decapsulates it to the same secret */
             assert_true(init_ctx(c, DECAP, t->kind));
             assert_int_equal(EVP_PKEY_decapsulate(c, sec, &seclen, t->out, t->outlen), 1);
             assert_int_equal(seclen, t->seclen);
@@ -403,6 +446,18 @@ static void test_abandoned_provider_lives(void **state)
     free(again);
     unload(&l);
     assert_baseline("after abandoned jobs completed and the unload");
+}
+
+static void test_abandoned_provider_lives(void **state)
+{
+    (void)state;
+    abandon_provider_lives(0);
+}
+
+static void test_abandoned_keys_freed(void **state)
+{
+    (void)state;
+    abandon_provider_lives(1);
 }
 
 static void child_default_signals(void)
@@ -498,9 +553,12 @@ static int make_key(enum kind k)
     size_t seclen = sizeof(sec);
     int ok;
 
+    EVP_SIGNATURE *sig = EVP_SIGNATURE_fetch(S.ref, kind_names[k], NULL);
+
     EVP_KEM_free(kem);
+    EVP_SIGNATURE_free(sig);
     ERR_clear_error();
-    if (kem == NULL) {
+    if (kem == NULL && sig == NULL) {
         print_message("%s: not offered here\n", kind_names[k]);
         return OpenSSL_version_num() < 0x30500000L;
     }
@@ -508,7 +566,9 @@ static int make_key(enum kind k)
                      : EVP_PKEY_Q_keygen(S.ref, NULL, kind_names[k]);
     c = key != NULL ? EVP_PKEY_CTX_new_from_pkey(S.ref, key, NULL) : NULL;
     S.ctlen[k] = sizeof(S.ct[k]);
-    if (k == K_RSA) {
+    if (k == K_MLDSA) {
+        ok = c != NULL;
+    } else if (k == K_RSA) {
         static const char pt[] = "offload abandons a decryption";
 
         ok = c != NULL && EVP_PKEY_encrypt_init(c) > 0 &&
@@ -572,9 +632,12 @@ int main(void)
         cmocka_unit_test(test_abandoned_then_unload_fd),
         cmocka_unit_test(test_abandoned_then_unload_cb),
         cmocka_unit_test(test_abandoned_provider_lives),
+        cmocka_unit_test(test_abandoned_keys_freed),
         cmocka_unit_test(test_abandoned_job_holds_ctx),
         cmocka_unit_test(test_exit_in_flight),
     };
 
+    if (getenv("OFFLOAD_TEST_FILTER") != NULL) /* e.g. "*keys_freed*" */
+        cmocka_set_test_filter(getenv("OFFLOAD_TEST_FILTER"));
     return cmocka_run_group_tests_name("abandon_kem", tests, group_setup, group_teardown);
 }
