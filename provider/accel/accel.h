@@ -40,10 +40,15 @@ enum {
 
 /* Errors raised by the soft engine on a worker, replayed on the caller. */
 #define OFFLOAD_REQ_MAX_ERRS 4
+/*
+ * One error the worker raised. The strings are copies: the worker's error
+ * queue owns (and frees, when it reuses the slot) what ERR_get_error_all
+ * hands out.
+ */
 struct offload_err {
     unsigned long code;
-    const char *file;
-    const char *func;
+    char *file;
+    char *func;
     int line;
     char *data;
 };

@@ -44,8 +44,11 @@ void offload_req_put(struct offload_req *req)
         return;
     if (req->release != NULL)
         req->release(req);
-    for (i = 0; i < req->nerrs; i++)
+    for (i = 0; i < req->nerrs; i++) {
+        free(req->errs[i].file);
+        free(req->errs[i].func);
         free(req->errs[i].data);
+    }
     offload_waiter_put(req->waiter);
     free(req);
 }
@@ -67,9 +70,9 @@ void offload_req_execute(struct offload_req *req)
             continue;
         e = &req->errs[req->nerrs++];
         e->code = code;
-        e->file = file;
+        e->file = file != NULL ? strdup(file) : NULL;
         e->line = line;
-        e->func = func;
+        e->func = func != NULL ? strdup(func) : NULL;
         e->data = (flags & ERR_TXT_STRING) && data != NULL ? strdup(data) : NULL;
     }
 }
