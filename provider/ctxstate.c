@@ -49,11 +49,25 @@ static void fork_done(void)
         pthread_mutex_unlock(&shards[i].lock);
 }
 
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The pin lock is not taken before a fork: a worker may need it to drop
+ * the last reference of a request while the accelerator's own handler
+ * waits for the workers. After that handler no worker is inside it, so
+ * the child starts it afresh.
+ */
+static void fork_child(void)
+{
+    fork_done();
+    pthread_mutex_init(&pin_lock, NULL);
+}
+
 static void shards_init(void)
 {
     for (size_t i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
-    pthread_atfork(fork_prepare, fork_done, fork_done);
+    pthread_atfork(fork_prepare, fork_done, fork_child);
 }
 
 /* The spares go with the module (no entry is in use once it is unmapped). */
@@ -240,16 +254,77 @@ void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
     return dup;
 }
 
-struct offload_keyref *offload_keyref_new(void *kd, offload_ctx_free_fn *free_kd)
+/*
+ * The pinned keys: a small chained hash under one mutex (a pin per init of
+ * a post-quantum context, a look per free of such a key). |npins| lets a
+ * free skip the mutex when nothing is pinned.
+ */
+#define PIN_BUCKETS 64
+
+struct offload_keypin {
+    struct offload_keypin *next;
+    void *kd;
+    unsigned pins;
+    offload_ctx_free_fn *free_kd; /* set once the application freed the key */
+};
+
+static struct offload_keypin *pin_bucket[PIN_BUCKETS];
+static _Atomic size_t npins;
+
+static struct offload_keypin **pin_slot(void *kd)
+{
+    struct offload_keypin **pp = &pin_bucket[offload_ctxstate_hash(kd) % PIN_BUCKETS];
+
+    while (*pp != NULL && (*pp)->kd != kd)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+struct offload_keyref *offload_keyref_pin(void *kd)
 {
     struct offload_keyref *k = calloc(1, sizeof(*k));
+    struct offload_keypin **pp, *p;
 
     if (k == NULL)
         return NULL;
+    pthread_once(&shards_once, shards_init); /* the fork handler */
+    pthread_mutex_lock(&pin_lock);
+    pp = pin_slot(kd);
+    if ((p = *pp) == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
+        p->kd = kd;
+        *pp = p;
+        atomic_fetch_add_explicit(&npins, 1, memory_order_relaxed);
+    }
+    if (p != NULL)
+        p->pins++;
+    pthread_mutex_unlock(&pin_lock);
+    if (p == NULL) {
+        free(k);
+        return NULL;
+    }
     atomic_init(&k->refs, 1);
-    k->kd = kd;
-    k->free_kd = free_kd;
+    k->pin = p;
     return k;
+}
+
+static void pin_drop(struct offload_keypin *p)
+{
+    offload_ctx_free_fn *free_kd = NULL;
+
+    pthread_mutex_lock(&pin_lock);
+    if (--p->pins == 0) {
+        *pin_slot(p->kd) = p->next;
+        atomic_fetch_sub_explicit(&npins, 1, memory_order_relaxed);
+        free_kd = p->free_kd;
+    } else {
+        p = NULL;
+    }
+    pthread_mutex_unlock(&pin_lock);
+    if (p == NULL)
+        return;
+    if (free_kd != NULL)
+        free_kd(p->kd);
+    free(p);
 }
 
 void offload_keyref_put(struct offload_keyref *k)
@@ -258,10 +333,23 @@ void offload_keyref_put(struct offload_keyref *k)
            atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) == 1) {
         struct offload_keyref *older = k->older;
 
-        k->free_kd(k->kd);
+        pin_drop(k->pin);
         free(k);
         k = older;
     }
+}
+
+int offload_keyref_defer_free(void *kd, offload_ctx_free_fn *free_kd)
+{
+    struct offload_keypin *p;
+
+    if (kd == NULL || atomic_load_explicit(&npins, memory_order_relaxed) == 0)
+        return 0;
+    pthread_mutex_lock(&pin_lock);
+    if ((p = *pin_slot(kd)) != NULL)
+        p->free_kd = free_kd;
+    pthread_mutex_unlock(&pin_lock);
+    return p != NULL;
 }
 
 void offload_ctxstate_set_key(struct offload_ctxstate *s, struct offload_keyref *k,

@@ -28,25 +28,33 @@
 typedef void offload_ctx_free_fn(void *ctx);
 
 /*
- * A copy of a key that the default's context points at without a
+ * A pin on a key that the default's context points at without a
  * reference of its own (3.5's ML-KEM, hybrid, ML-DSA and SLH-DSA contexts
  * keep a bare pointer): the application may free its key while a request
- * of an abandoned job still uses the context, so the context is handed
- * our copy, freed only after the context itself. Shared by a context and
- * its duplicates (refs); |older| is a copy an init that failed may still
- * have left in the context.
+ * of an abandoned job still uses the context. The key management's FREE
+ * of such a key comes through us (keymgmt.c) and is deferred while a pin
+ * holds the key: the key then goes with the last pin, after the contexts
+ * that pointed at it. A context's pin is shared with its duplicates
+ * (refs); |older| is a pin an init that failed may still have left in the
+ * context. A pin, not a copy: 3.5.7's ML-KEM DUP zeroes a copy's public
+ * seed and hash (and refuses private keys), so no copy is trusted.
  */
+struct offload_keypin;
 struct offload_keyref {
     _Atomic unsigned refs;
-    void *kd;
-    offload_ctx_free_fn *free_kd;
+    struct offload_keypin *pin;
     struct offload_keyref *older;
 };
 
-/* A reference on |kd|, which it owns (frees with |free_kd|); NULL out of memory. */
-struct offload_keyref *offload_keyref_new(void *kd, offload_ctx_free_fn *free_kd);
-/* Drops one reference; the last frees the key (and the older ones). */
+/* A pin on key data |kd|, with one reference; NULL out of memory. */
+struct offload_keyref *offload_keyref_pin(void *kd);
+/* Drops one reference; the last unpins the key (and the older ones). */
 void offload_keyref_put(struct offload_keyref *k);
+/*
+ * The key management frees |kd| with |free_kd|: 1 when a pin holds it
+ * (the free runs with the last pin), 0 when the caller frees it now.
+ */
+int offload_keyref_defer_free(void *kd, offload_ctx_free_fn *free_kd);
 
 struct offload_ctxstate {
     struct offload_ctxstate *_Atomic next; /* the table's chain, or the spares' */
@@ -60,7 +68,7 @@ struct offload_ctxstate {
     int enc;          /* ciphers: the last init encrypts */
     int tls_cbc;      /* ciphers: CBC with "tls-version" set, stays inline */
     int gen_callback; /* keygen: makes parameters, reporting through the callback */
-    struct offload_keyref *key; /* the key the context was given, when ours */
+    struct offload_keyref *key; /* the pin on the key the context was given */
 };
 
 /*
@@ -134,10 +142,10 @@ void offload_ctxstate_release(struct offload_ctxstate *s);
 void offload_ctxstate_free(void *ctx, offload_ctx_free_fn *free_ctx);
 
 /*
- * The context of |s| was initialised with |k|'s key (taken over): |s|
- * keeps it until the context is freed. The key it had before is dropped
- * when the init succeeded (|ok|), else kept too: the context may still
- * point at it.
+ * The context of |s| was initialised with |k|'s key (the pin taken
+ * over): |s| keeps it until the context is freed. The pin it had before
+ * is dropped when the init succeeded (|ok|), else kept too: the context
+ * may still point at that key.
  */
 void offload_ctxstate_set_key(struct offload_ctxstate *s, struct offload_keyref *k,
                               int ok);

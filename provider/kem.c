@@ -36,7 +36,7 @@ typedef int kem_auth_init_fn(void *ctx, void *key, void *authkey,
 struct kem_alg {
     char name[32]; /* its first name, for the log and the reasons */
     enum offload_cost_rule rule;
-    int unowned; /* its contexts keep no reference on the key: they get our copy */
+    int unowned; /* its contexts keep no reference on the key: we pin it */
     OSSL_FUNC_kem_encapsulate_init_fn *encapsulate_init;
     OSSL_FUNC_kem_decapsulate_init_fn *decapsulate_init;
     kem_auth_init_fn *auth_encapsulate_init;
@@ -209,43 +209,41 @@ static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
 
 /* ---- contexts and the inits that take a key ---- */
 
-/* What an init learns and keeps: the context's entry, and our copy of the key. */
+/* What an init learns and keeps: the context's entry, and the pin on the key. */
 struct kem_init {
     struct offload_ctxstate *s;
     struct offload_keyref *ref;
 };
 
 /*
- * Every init: the context's entry learns the cost of |key|. Returns the
- * key data to hand the default's init (|key|, or for a context that keeps
- * no reference on it our copy), NULL after raising why.
+ * Every init: the context's entry learns the cost of |key|, which is
+ * pinned when the context keeps no reference on it. Returns 1, or 0 after
+ * raising why.
  */
-static void *kem_begin(const struct kem_alg *alg, void *ctx, void *key,
-                       struct kem_init *in)
+static int kem_begin(const struct kem_alg *alg, void *ctx, void *key, struct kem_init *in)
 {
     if (!offload_is_running())
-        return NULL;
+        return 0;
     if (key == NULL) {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_NO_KEY, "%s: no key", alg->name);
-        return NULL;
+        return 0;
     }
     if ((in->s = offload_ctxstate_get(ctx, alg->freectx)) == NULL) {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "kem context");
-        return NULL;
+        return 0;
     }
     in->s->cheap = offload_key_cheap(alg->rule, key);
     in->ref = NULL;
     if (!alg->unowned)
-        return key;
-    if ((in->ref = offload_key_copy(alg->name, key)) == NULL) {
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a copy of the key for the context",
-                      alg->name);
-        return NULL;
+        return 1;
+    if ((in->ref = offload_keyref_pin(key)) == NULL) {
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a pin on the key", alg->name);
+        return 0;
     }
-    return in->ref->kd;
+    return 1;
 }
 
-/* The default's init returned |ok|: the entry keeps the copy it was given. */
+/* The default's init returned |ok|: the entry keeps the pin. */
 static int kem_end(struct kem_init *in, int ok)
 {
     offload_ctxstate_set_key(in->s, in->ref, ok > 0);
@@ -257,9 +255,9 @@ static int kem_encapsulate_init(size_t slot, void *ctx, void *key,
 {
     const struct kem_alg *alg = &kem_algs[slot];
     struct kem_init in;
-    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kd != NULL && kem_end(&in, alg->encapsulate_init(ctx, kd, params));
+    return kem_begin(alg, ctx, key, &in) &&
+           kem_end(&in, alg->encapsulate_init(ctx, key, params));
 }
 
 static int kem_decapsulate_init(size_t slot, void *ctx, void *key,
@@ -267,9 +265,9 @@ static int kem_decapsulate_init(size_t slot, void *ctx, void *key,
 {
     const struct kem_alg *alg = &kem_algs[slot];
     struct kem_init in;
-    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kd != NULL && kem_end(&in, alg->decapsulate_init(ctx, kd, params));
+    return kem_begin(alg, ctx, key, &in) &&
+           kem_end(&in, alg->decapsulate_init(ctx, key, params));
 }
 
 static int kem_auth_encapsulate_init(size_t slot, void *ctx, void *key, void *authkey,
@@ -277,10 +275,9 @@ static int kem_auth_encapsulate_init(size_t slot, void *ctx, void *key, void *au
 {
     const struct kem_alg *alg = &kem_algs[slot];
     struct kem_init in;
-    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kd != NULL &&
-           kem_end(&in, alg->auth_encapsulate_init(ctx, kd, authkey, params));
+    return kem_begin(alg, ctx, key, &in) &&
+           kem_end(&in, alg->auth_encapsulate_init(ctx, key, authkey, params));
 }
 
 static int kem_auth_decapsulate_init(size_t slot, void *ctx, void *key, void *authkey,
@@ -288,10 +285,9 @@ static int kem_auth_decapsulate_init(size_t slot, void *ctx, void *key, void *au
 {
     const struct kem_alg *alg = &kem_algs[slot];
     struct kem_init in;
-    void *kd = kem_begin(alg, ctx, key, &in);
 
-    return kd != NULL &&
-           kem_end(&in, alg->auth_decapsulate_init(ctx, kd, authkey, params));
+    return kem_begin(alg, ctx, key, &in) &&
+           kem_end(&in, alg->auth_decapsulate_init(ctx, key, authkey, params));
 }
 
 static void kem_freectx(size_t slot, void *ctx)
@@ -338,7 +334,7 @@ static size_t kem_intercepts(size_t i, const OSSL_ALGORITHM *a,
     memset(alg, 0, sizeof(*alg));
     offload_first_name(a->algorithm_names, alg->name, sizeof(alg->name));
     alg->rule = offload_cost_rule(a->algorithm_names);
-    alg->unowned = 0; /* the copy breaks ML-KEM inits: open, see the session note */
+    alg->unowned = offload_key_unowned(a->algorithm_names);
     alg->encapsulate_init =
         OFFLOAD_FN(OSSL_FUNC_kem_encapsulate_init_fn, OSSL_FUNC_KEM_ENCAPSULATE_INIT);
     alg->decapsulate_init =

@@ -138,25 +138,11 @@ int offload_key_unowned(const char *names)
            strncasecmp(first, "SLH-DSA-", 8) == 0 || strstr(first, "MLKEM") != NULL;
 }
 
-struct offload_keyref *offload_key_copy(const char *name, void *kd)
+/* FREE of a key type whose contexts keep a bare pointer: deferred while pinned. */
+static void km_free(size_t slot, void *kd)
 {
-    struct offload_keyref *ref;
-    const struct km_alg *alg = NULL;
-    size_t i;
-    void *copy;
-
-    for (i = 0; i < km_mirror.n && i < OFFLOAD_SLOTS; i++)
-        if (strcasecmp(km_algs[i].name, name) == 0) {
-            alg = &km_algs[i];
-            break;
-        }
-    if (alg == NULL || alg->dup == NULL || alg->free_ == NULL)
-        return NULL;
-    if ((copy = alg->dup(kd, OSSL_KEYMGMT_SELECT_ALL)) == NULL)
-        return NULL;
-    if ((ref = offload_keyref_new(copy, alg->free_)) == NULL)
-        alg->free_(copy);
-    return ref;
+    if (!offload_keyref_defer_free(kd, km_algs[slot].free_))
+        km_algs[slot].free_(kd);
 }
 
 int offload_key_cheap(enum offload_cost_rule rule, void *kd)
@@ -338,6 +324,7 @@ OFFLOAD_TRAMPOLINES(OSSL_FUNC_keymgmt_gen_fn, void *, km_gen,
                     (void *genctx, OSSL_CALLBACK *cb, void *cbarg), (genctx, cb, cbarg))
 OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_keymgmt_gen_cleanup_fn, km_gen_cleanup, (void *genctx),
                          (genctx))
+OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_keymgmt_free_fn, km_free, (void *kd), (kd))
 
 /* ---- binding ---- */
 
@@ -371,6 +358,8 @@ static size_t km_intercepts(size_t i, const OSSL_ALGORITHM *a,
     if (alg->gen_init == NULL || alg->gen_cleanup == NULL || alg->free_ == NULL)
         alg->gen_offload = 0;
     ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN, km_gen_slot[i]);
+    if (alg->free_ != NULL && offload_key_unowned(a->algorithm_names))
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_FREE, km_free_slot[i]);
     if (alg->gen_offload) {
         ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN_INIT, km_gen_init_slot[i]);
         ic[n++] =

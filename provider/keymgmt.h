@@ -38,22 +38,14 @@ enum offload_cost_rule offload_cost_rule(const char *names);
  */
 int offload_key_cheap(enum offload_cost_rule rule, void *kd);
 
-struct offload_keyref;
-
 /*
  * 1 when the default's operation contexts for keys of |names| (its first
  * name) keep a bare pointer to the key data, no reference: 3.5's ML-KEM,
- * the ML-KEM hybrids, ML-DSA and SLH-DSA. Their inits get a copy that the
- * context's ctxstate entry keeps alive (offload_key_copy).
+ * the ML-KEM hybrids, ML-DSA and SLH-DSA. Their inits pin the key
+ * (ctxstate.h), and the FREE of such a key comes through us and waits
+ * for the last pin.
  */
 int offload_key_unowned(const char *names);
-
-/*
- * A copy of key data |kd| of the key type whose first name is |name|,
- * made by that type's default DUP, owned by the returned reference; NULL
- * (nothing raised) when the type has no DUP or it failed.
- */
-struct offload_keyref *offload_key_copy(const char *name, void *kd);
 
 /* Binds every key type the default provider offers; returns how many. */
 size_t offload_keymgmt_bind(void);

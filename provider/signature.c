@@ -42,7 +42,7 @@
 struct sig_alg {
     char name[48]; /* its first name, for the log and the reasons */
     enum offload_cost_rule rule;
-    int unowned; /* its contexts keep no reference on the key: they get our copy */
+    int unowned; /* its contexts keep no reference on the key: we pin it */
     OSSL_FUNC_signature_newctx_fn *newctx;
     OSSL_FUNC_signature_freectx_fn *freectx;
     OSSL_FUNC_signature_dupctx_fn *dupctx;
@@ -266,7 +266,7 @@ static void *sig_dupctx(size_t slot, void *ctx)
                                 "signature context");
 }
 
-/* What a signing init learns and keeps: the context's entry, and our copy of the key. */
+/* What a signing init learns and keeps: the context's entry, and the pin on the key. */
 struct sig_init {
     struct offload_ctxstate *s;
     struct offload_keyref *ref;
@@ -275,10 +275,10 @@ struct sig_init {
 /*
  * A signing init: forgets what the previous key told us and learns the
  * cost of |key|. NULL re-inits with the key already set, whose cost stays.
- * Returns 1 with *kd the key data to hand the default's init (|key|, or
- * for a context that keeps no reference on it our copy), 0 after raising.
+ * A key that the context keeps no reference on is pinned. Returns 1, or 0
+ * after raising.
  */
-static int signing_key(const struct sig_alg *alg, void *ctx, void *key, void **kd,
+static int signing_key(const struct sig_alg *alg, void *ctx, void *key,
                        struct sig_init *in)
 {
     if (!offload_is_running())
@@ -289,17 +289,14 @@ static int signing_key(const struct sig_alg *alg, void *ctx, void *key, void **k
     }
     in->s->maxsig = 0;
     in->ref = NULL;
-    *kd = key;
     if (key == NULL)
         return 1;
     in->s->cheap = offload_key_cheap(alg->rule, key);
     if (alg->unowned) {
-        if ((in->ref = offload_key_copy(alg->name, key)) == NULL) {
-            OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a copy of the key for the context",
-                          alg->name);
+        if ((in->ref = offload_keyref_pin(key)) == NULL) {
+            OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a pin on the key", alg->name);
             return 0;
         }
-        *kd = in->ref->kd;
     }
     return 1;
 }
@@ -315,11 +312,10 @@ static int sig_sign_init(size_t slot, void *ctx, void *key, const OSSL_PARAM par
 {
     const struct sig_alg *alg = &sig_algs[slot];
     struct sig_init in;
-    void *kd;
 
-    if (!signing_key(alg, ctx, key, &kd, &in))
+    if (!signing_key(alg, ctx, key, &in))
         return 0;
-    return signing_done(&in, alg->sign_init(ctx, kd, params));
+    return signing_done(&in, alg->sign_init(ctx, key, params));
 }
 
 static int sig_sign_message_init(size_t slot, void *ctx, void *key,
@@ -327,11 +323,10 @@ static int sig_sign_message_init(size_t slot, void *ctx, void *key,
 {
     const struct sig_alg *alg = &sig_algs[slot];
     struct sig_init in;
-    void *kd;
 
-    if (!signing_key(alg, ctx, key, &kd, &in))
+    if (!signing_key(alg, ctx, key, &in))
         return 0;
-    return signing_done(&in, alg->sign_message_init(ctx, kd, params));
+    return signing_done(&in, alg->sign_message_init(ctx, key, params));
 }
 
 static int sig_digest_sign_init(size_t slot, void *ctx, const char *mdname, void *key,
@@ -339,11 +334,10 @@ static int sig_digest_sign_init(size_t slot, void *ctx, const char *mdname, void
 {
     const struct sig_alg *alg = &sig_algs[slot];
     struct sig_init in;
-    void *kd;
 
-    if (!signing_key(alg, ctx, key, &kd, &in))
+    if (!signing_key(alg, ctx, key, &in))
         return 0;
-    return signing_done(&in, alg->digest_sign_init(ctx, mdname, kd, params));
+    return signing_done(&in, alg->digest_sign_init(ctx, mdname, key, params));
 }
 
 /*
