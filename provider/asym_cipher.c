@@ -21,6 +21,7 @@
  */
 #include <string.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "async.h"
 #include "ctxstate.h"
@@ -73,6 +74,7 @@ static int acip_decrypt(size_t slot, void *ctx, unsigned char *out, size_t *outl
     struct acip_job *j;
     enum offload_path p;
     size_t need = 0;
+    unsigned long before;
     int ret;
 
     if (!offload_is_running())
@@ -96,11 +98,14 @@ static int acip_decrypt(size_t slot, void *ctx, unsigned char *out, size_t *outl
         (req = offload_req_new(acip_job_run, acip_job_release, OFFLOAD_FAM_ASYMCIPHER,
                                sizeof(*j) + need + inlen)) == NULL)
         p = OFFLOAD_PATH_NO_MEMORY;
+    before = ERR_peek_last_error();
     if (p != OFFLOAD_PATH_OFFLOADED) {
         offload_op_path(OFFLOAD_FAM_ASYMCIPHER, p, alg->name, "decrypt");
-        return offload_op_done(OFFLOAD_FAM_ASYMCIPHER,
-                               alg->decrypt(ctx, out, outlen, outsize, in, inlen),
-                               alg->name, "decrypt");
+        ret = alg->decrypt(ctx, out, outlen, outsize, in, inlen);
+        return offload_op_done(
+            OFFLOAD_FAM_ASYMCIPHER,
+            offload_failed_why(ret, before, alg->name, "decrypt", inlen), alg->name,
+            "decrypt");
     }
     j = (struct acip_job *)req->payload;
     req->cheap = s->cheap;
@@ -115,7 +120,7 @@ static int acip_decrypt(size_t slot, void *ctx, unsigned char *out, size_t *outl
         memcpy(j->out + need, in, inlen);
     j->in = j->out + need;
     j->inlen = inlen;
-    ret = offload_async_run(req);
+    ret = offload_failed_why(offload_async_run(req), before, alg->name, "decrypt", inlen);
     if (ret > 0) {
         memcpy(out, j->out, j->outlen);
         *outlen = j->outlen;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <openssl/async.h>
+#include <openssl/err.h>
 
 #include "accel/wake.h"
 #include "async.h"
@@ -299,4 +300,13 @@ out:
     if (req->result <= 0 && offload_log_enabled())
         log_failed(req->family, req->alg, req->op);
     return req->result;
+}
+
+int offload_failed_why(int ret, unsigned long before, const char *alg, const char *op,
+                       size_t inlen)
+{
+    if (ret <= 0 && ERR_peek_last_error() == before)
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ENGINE_FAILED, "%s %s failed (input of %zu bytes)",
+                      alg, op, inlen);
+    return ret;
 }

@@ -104,4 +104,13 @@ static inline int offload_op_done(enum offload_family f, int ret, const char *al
     return ret;
 }
 
+/*
+ * A failure leaves a reason: when |ret| failed and the newest error of the
+ * queue is still |before| (ERR_peek_last_error() taken before the call,
+ * which the default left silent), raises "<alg> <op> failed (input of
+ * |inlen| bytes)". Returns |ret|.
+ */
+int offload_failed_why(int ret, unsigned long before, const char *alg, const char *op,
+                       size_t inlen);
+
 #endif

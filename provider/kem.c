@@ -20,6 +20,7 @@
  */
 #include <string.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "async.h"
 #include "ctxstate.h"
@@ -101,6 +102,7 @@ static int kem_offload(struct offload_req *req, struct offload_ctxstate *s,
                        size_t *seclen)
 {
     struct kem_job *j = (struct kem_job *)req->payload;
+    unsigned long before = ERR_peek_last_error();
     int ret;
 
     req->cheap = s->cheap;
@@ -108,7 +110,8 @@ static int kem_offload(struct offload_req *req, struct offload_ctxstate *s,
     req->op = j->encaps ? "encapsulate" : "decapsulate";
     offload_ctxstate_hold(s);
     j->s = s;
-    ret = offload_async_run(req);
+    ret = offload_failed_why(offload_async_run(req), before, j->alg->name, req->op,
+                             j->inlen);
     if (ret > 0) {
         memcpy(out, j->out, j->outlen);
         *outlen = j->outlen;
@@ -130,6 +133,7 @@ static int kem_encapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
     struct kem_job *j;
     size_t need = 0, secneed = 0;
     enum offload_path p;
+    int ret;
 
     if (!offload_is_running())
         return 0;
@@ -147,10 +151,13 @@ static int kem_encapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
                                sizeof(*j) + need + secneed)) == NULL)
         p = OFFLOAD_PATH_NO_MEMORY;
     if (p != OFFLOAD_PATH_OFFLOADED) {
+        unsigned long before = ERR_peek_last_error();
+
         offload_op_path(OFFLOAD_FAM_KEM, p, alg->name, "encapsulate");
-        return offload_op_done(OFFLOAD_FAM_KEM,
-                               alg->encapsulate(ctx, out, outlen, secret, secretlen),
-                               alg->name, "encapsulate");
+        ret = alg->encapsulate(ctx, out, outlen, secret, secretlen);
+        return offload_op_done(
+            OFFLOAD_FAM_KEM, offload_failed_why(ret, before, alg->name, "encapsulate", 0),
+            alg->name, "encapsulate");
     }
     j = (struct kem_job *)req->payload;
     j->alg = alg;
@@ -171,6 +178,7 @@ static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
     struct kem_job *j;
     size_t need = 0;
     enum offload_path p;
+    int ret;
 
     if (!offload_is_running())
         return 0;
@@ -188,10 +196,14 @@ static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
                                sizeof(*j) + need + inlen)) == NULL)
         p = OFFLOAD_PATH_NO_MEMORY;
     if (p != OFFLOAD_PATH_OFFLOADED) {
+        unsigned long before = ERR_peek_last_error();
+
         offload_op_path(OFFLOAD_FAM_KEM, p, alg->name, "decapsulate");
-        return offload_op_done(OFFLOAD_FAM_KEM,
-                               alg->decapsulate(ctx, out, outlen, in, inlen), alg->name,
-                               "decapsulate");
+        ret = alg->decapsulate(ctx, out, outlen, in, inlen);
+        return offload_op_done(
+            OFFLOAD_FAM_KEM,
+            offload_failed_why(ret, before, alg->name, "decapsulate", inlen), alg->name,
+            "decapsulate");
     }
     j = (struct kem_job *)req->payload;
     j->alg = alg;

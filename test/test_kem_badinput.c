@@ -272,6 +272,11 @@ static void compare(const struct call *c, int w, const struct result *o,
                      d->reason != NULL ? d->reason : "(null)");
         if (o->err != 0 && o->reason == NULL)
             fail_msg("%s %s: an error without a reason string", kn, c->what);
+        /* It reaches the provider, which must say why even where the default does not. */
+        if (c->op != ENCAP && (c->ct == CT_SHORT || c->ct == CT_LONG) &&
+            o->reason == NULL)
+            fail_msg("%s %s: a wrong-length ciphertext refused without a reason", kn,
+                     c->what);
         if (d->err == 0 && o->err == 0 && w == 0) {
             print_message("    (the default alone refuses this silently too)\n");
             S.silent++;
