@@ -50,6 +50,7 @@ static struct {
     pthread_key_t key;
     int have_key;
     struct p11_thread *all, *spares;
+    int finalised; /* by the exit handler: the module's own destructors run next */
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- CKR_* names ---- */
@@ -156,6 +157,36 @@ static CK_RV initialize(CK_FUNCTION_LIST *f)
     return f->C_Initialize(&args);
 }
 
+/*
+ * exit(): a C++ module (SoftHSM) registers its static destructors when it
+ * is dlopen()ed, after OpenSSL's exit handler; they run before OpenSSL
+ * tears us down, and a C_Finalize after them crashes. This handler,
+ * registered after the dlopen(), runs before them: it joins the token
+ * threads and finalises the module while it is whole.
+ */
+static void p11_atexit(void)
+{
+    pthread_mutex_lock(&P.lock);
+    if (P.fns == NULL || P.finalised) {
+        pthread_mutex_unlock(&P.lock);
+        return;
+    }
+    P.finalised = 1;
+    pthread_mutex_unlock(&P.lock);
+    offload_p11_pool_stop();
+    pthread_mutex_lock(&P.lock);
+    if (P.pid == getpid())
+        P.fns->C_Finalize(NULL);
+    pthread_mutex_unlock(&P.lock);
+}
+
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+
+static void register_atexit(void)
+{
+    atexit(p11_atexit);
+}
+
 int offload_p11_acquire(const struct offload_p11_config *cfg, char *err, size_t errlen)
 {
     CK_C_GetFunctionList get;
@@ -190,6 +221,8 @@ int offload_p11_acquire(const struct offload_p11_config *cfg, char *err, size_t 
         goto fail;
     }
     P.fns = fns;
+    P.finalised = 0;
+    pthread_once(&atexit_once, register_atexit);
     P.pid = getpid();
     atomic_fetch_add(&P.gen, 1);
     if (!P.have_key && pthread_key_create(&P.key, thread_gone) == 0)
@@ -220,7 +253,7 @@ void offload_p11_release(void)
     pthread_mutex_unlock(&P.lock);
     offload_p11_pool_stop(); /* nothing in flight from here */
     pthread_mutex_lock(&P.lock);
-    if (P.pid == getpid())
+    if (P.pid == getpid() && !P.finalised)
         P.fns->C_Finalize(NULL); /* closes every session */
     for (t = P.all; t != NULL; t = next) {
         next = t->next_all;
@@ -265,6 +298,12 @@ CK_FUNCTION_LIST *offload_p11_fns(void)
 
     pthread_mutex_lock(&P.lock);
     f = P.fns;
+    if (f != NULL && P.finalised) {
+        pthread_mutex_unlock(&P.lock);
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_PKCS11_NO_MODULE,
+                      "the module was finalised at exit");
+        return NULL;
+    }
     if (f != NULL && P.pid != getpid()) {
         /* A fork()ed child: the parent's initialisation is not ours to use. */
         rv = initialize(f);
