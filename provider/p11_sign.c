@@ -2,14 +2,12 @@
 /* Signing with a token key (p11_sign.h). */
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/objects.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "async.h"
+#include "p11_call.h"
 #include "p11_sign.h"
 #include "soft.h"
 
@@ -104,17 +102,6 @@ static int hash_row(const char *name, size_t *size)
     return -1;
 }
 
-/* What a token signature takes: the mechanism and the bytes to sign. */
-struct sign_job {
-    struct offload_p11_key *key; /* a reference */
-    CK_MECHANISM_TYPE mech;
-    CK_RSA_PKCS_PSS_PARAMS pss;
-    int has_pss;
-    int ecdsa;
-    unsigned char *in, *out; /* in the request's payload */
-    size_t inlen, outlen, outsize;
-};
-
 /* The default's context |ctx|: its digest, RSA padding, PSS salt length, MGF1 digest. */
 static int ctx_params(void *ctx, OSSL_FUNC_signature_get_ctx_params_fn *get, int rsa,
                       char *md, char *mgf1, int *pad, int *saltlen)
@@ -161,7 +148,7 @@ static int digest_info(int nid, const unsigned char *dig, size_t diglen,
  * Fills |j| (mechanism, and |j->in| with |dig| or its DigestInfo) for the
  * token key |k| and the context's parameters. 1, or 0 after raising.
  */
-static int prepare(struct sign_job *j, const struct offload_p11_key *k, void *ctx,
+static int prepare(struct offload_p11_call *j, const struct offload_p11_key *k, void *ctx,
                    OSSL_FUNC_signature_get_ctx_params_fn *get, const unsigned char *dig,
                    size_t diglen, size_t room)
 {
@@ -196,14 +183,14 @@ static int prepare(struct sign_job *j, const struct offload_p11_key *k, void *ct
         if (mgf1[0] != '\0' && (mrow = hash_row(mgf1, &mlen)) < 0)
             return 0;
         j->mech = CKM_RSA_PKCS_PSS;
-        j->has_pss = 1;
-        j->pss.hashAlg = hashes[row].hash;
-        j->pss.mgf = hashes[mrow].mgf;
+        j->prmlen = sizeof(j->prm.pss);
+        j->prm.pss.hashAlg = hashes[row].hash;
+        j->prm.pss.mgf = hashes[mrow].mgf;
         /* -1 digest, -2 auto and -3 max (the most that fits), -4 auto up to the digest */
-        j->pss.sLen = saltlen >= 0                        ? (CK_ULONG)saltlen
-                      : saltlen == RSA_PSS_SALTLEN_DIGEST ? hlen
-                      : saltlen == -4                     ? (hlen < max ? hlen : max)
-                                                          : max;
+        j->prm.pss.sLen = saltlen >= 0                        ? (CK_ULONG)saltlen
+                          : saltlen == RSA_PSS_SALTLEN_DIGEST ? hlen
+                          : saltlen == -4                     ? (hlen < max ? hlen : max)
+                                                              : max;
     } else {
         OFFLOAD_RAISE(NULL, OFFLOAD_R_PKCS11_UNSUPPORTED,
                       "RSA padding mode %d%s (PKCS#1 v1.5 and PSS only)", pad,
@@ -215,96 +202,6 @@ static int prepare(struct sign_job *j, const struct offload_p11_key *k, void *ct
     return 1;
 }
 
-/* ---- the token call ---- */
-
-/* r || s of |len| bytes as a DER ECDSA-Sig-Value into |out|. */
-static int ecdsa_der(const unsigned char *rs, size_t len, unsigned char *out, size_t room,
-                     size_t *outlen)
-{
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(rs, (int)(len / 2), NULL);
-    BIGNUM *s = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
-    unsigned char *p = out;
-    int n = -1;
-
-    if (sig != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(sig, r, s)) {
-        r = s = NULL; /* the signature's */
-        if (i2d_ECDSA_SIG(sig, NULL) <= (int)room)
-            n = i2d_ECDSA_SIG(sig, &p);
-    }
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(sig);
-    if (n <= 0)
-        return 0;
-    *outlen = (size_t)n;
-    return 1;
-}
-
-static int sign_once(struct sign_job *j, CK_RV *rvp)
-{
-    CK_FUNCTION_LIST *f = offload_p11_fns();
-    CK_MECHANISM m = {j->mech, j->has_pss ? &j->pss : NULL,
-                      j->has_pss ? sizeof(j->pss) : 0};
-    unsigned char raw[160];
-    CK_ULONG len = j->ecdsa ? sizeof(raw) : j->outsize;
-    CK_SESSION_HANDLE s;
-    CK_OBJECT_HANDLE h;
-    CK_RV rv;
-
-    *rvp = CKR_OK;
-    if (f == NULL || (s = offload_p11_session(j->key->slot)) == CK_INVALID_HANDLE ||
-        (h = offload_p11_key_handle(j->key, s)) == CK_INVALID_HANDLE)
-        return 0;
-    if ((rv = f->C_SignInit(s, &m, h)) != CKR_OK) {
-        *rvp = rv;
-        OFFLOAD_P11_RAISE("C_SignInit", rv, j->key->label);
-        offload_p11_session_failed(j->key->slot, rv);
-        return 0;
-    }
-    if ((rv = f->C_Sign(s, j->in, j->inlen, j->ecdsa ? raw : j->out, &len)) != CKR_OK) {
-        *rvp = rv;
-        OFFLOAD_P11_RAISE("C_Sign", rv, j->key->label);
-        offload_p11_session_failed(j->key->slot, rv);
-        return 0;
-    }
-    if (!j->ecdsa) {
-        j->outlen = len;
-        return 1;
-    }
-    if (!ecdsa_der(raw, len, j->out, j->outsize, &j->outlen)) {
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_BUFFER_TOO_SMALL,
-                      "ECDSA signature of %lu bytes from the token", (unsigned long)len);
-        return 0;
-    }
-    return 1;
-}
-
-static int sign_run(struct offload_req *req)
-{
-    struct sign_job *j = (struct sign_job *)req->payload;
-    CK_RV rv;
-
-    if (sign_once(j, &rv))
-        return 1;
-    if (rv != CKR_KEY_HANDLE_INVALID && rv != CKR_OBJECT_HANDLE_INVALID)
-        return 0;
-    /* The handle went stale (the token's objects changed): find it again, once. */
-    atomic_store(&j->key->gen, 0);
-    return sign_once(j, &rv);
-}
-
-static void sign_release(struct offload_req *req)
-{
-    struct sign_job *j = (struct sign_job *)req->payload;
-
-    OPENSSL_cleanse(j->in, j->inlen);
-    offload_p11_key_put(j->key);
-}
-
-static const struct offload_pool token_pool = {offload_p11_pool_submit,
-                                               offload_p11_pool_take_back, NULL};
-
 int offload_p11_sign(struct offload_p11_sigctx *c, void *ctx,
                      OSSL_FUNC_signature_get_ctx_params_fn *get_ctx_params, int final,
                      const unsigned char *tbs, size_t tbslen, unsigned char *sig,
@@ -312,10 +209,8 @@ int offload_p11_sign(struct offload_p11_sigctx *c, void *ctx,
 {
     unsigned char dig[EVP_MAX_MD_SIZE];
     unsigned int diglen = 0;
-    size_t room = tbslen + 64; /* the input, or its DigestInfo */
     struct offload_req *req;
-    struct sign_job *j;
-    enum offload_path p;
+    struct offload_p11_call *j;
     int ret;
 
     if (final) {
@@ -326,40 +221,19 @@ int offload_p11_sign(struct offload_p11_sigctx *c, void *ctx,
         }
         tbs = dig;
         tbslen = diglen;
-        room = tbslen + 64;
     }
-    req = offload_req_new(sign_run, sign_release, OFFLOAD_FAM_SIGNATURE,
-                          sizeof(*j) + room + sigsize);
-    if (req == NULL) {
-        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "a token signature request");
+    /* The input, or its DigestInfo (at most 19 bytes more). */
+    if ((req = offload_p11_call_new(c->key, tbslen + 64, sigsize, 0)) == NULL)
         return 0;
-    }
-    j = (struct sign_job *)req->payload;
-    memset(j, 0, sizeof(*j));
-    j->in = req->payload + sizeof(*j);
-    j->out = j->in + room;
-    j->outsize = sigsize;
-    offload_p11_key_up(c->key);
-    j->key = c->key;
-    if (!prepare(j, c->key, ctx, get_ctx_params, tbs, tbslen, room)) {
-        offload_req_put(req);
-        OPENSSL_cleanse(dig, sizeof(dig));
-        return 0;
-    }
+    j = offload_p11_call_of(req);
+    ret = prepare(j, c->key, ctx, get_ctx_params, tbs, tbslen, tbslen + 64);
     OPENSSL_cleanse(dig, sizeof(dig));
-    req->alg = alg;
-    req->op = op;
-    p = offload_async_path_token();
-    if (p == OFFLOAD_PATH_OFFLOADED) {
-        ret = offload_async_run_on(req, &token_pool);
-    } else {
-        offload_op_path(OFFLOAD_FAM_SIGNATURE, p, alg, op);
-        ret = offload_op_done(OFFLOAD_FAM_SIGNATURE, sign_run(req), alg, op);
-    }
-    if (ret > 0) {
+    if (ret)
+        ret = offload_p11_call_run(req, OFFLOAD_FAM_SIGNATURE, alg, op);
+    if (ret) {
         memcpy(sig, j->out, j->outlen);
         *siglen = j->outlen;
     }
     offload_req_put(req);
-    return ret > 0;
+    return ret;
 }
