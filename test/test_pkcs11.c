@@ -14,6 +14,10 @@
  *     provider alone with the public half;
  *   - EVP_DigestSign (RSA PKCS#1 v1.5 SHA-384, RSA-PSS SHA-256, ECDSA),
  *     out of and in a job; a duplicated key signs too;
+ *   - EVP_PKEY_decrypt (RSA PKCS#1 v1.5, OAEP SHA-1) of what the default
+ *     provider encrypted to the public half, out of and in jobs
+ *     (asymcipher counters); OAEP SHA-256 with a label, which SoftHSM
+ *     refuses, fails with the CKR name;
  *   - fork(): the child signs with the parent's key after the module is
  *     initialised again, out of and in a job;
  *   - a module that cannot be loaded fails the provider's load with a
@@ -170,6 +174,48 @@ static int digest_sign_and_verify(EVP_PKEY *key, const char *md, int pss)
 static int digest_sign_job(void *arg)
 {
     return digest_sign_and_verify(arg, "SHA256", 0);
+}
+
+/*
+ * Encrypts with the public half under the default provider alone, then
+ * decrypts with the token key through offload: PKCS#1 v1.5, OAEP with
+ * SHA-1 (|oaep| 1), or OAEP with SHA-256 and a label (|oaep| 2: SoftHSM
+ * 2.6 refuses both, "hashAlg must be CKM_SHA_1", "pSourceData must be NULL").
+ */
+static int decrypt_roundtrip(EVP_PKEY *key, int oaep)
+{
+    static const unsigned char msg[] = "a premaster secret";
+    unsigned char ct[512], pt[512];
+    size_t ctlen = sizeof(ct), ptlen = sizeof(pt);
+    EVP_PKEY_CTX *e = EVP_PKEY_CTX_new_from_pkey(S.ref, key, NULL);
+    EVP_PKEY_CTX *d = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, key, NULL);
+    int ok = e != NULL && d != NULL && EVP_PKEY_encrypt_init(e) > 0 &&
+             EVP_PKEY_decrypt_init(d) > 0;
+
+    if (ok && oaep) {
+        ok = EVP_PKEY_CTX_set_rsa_padding(e, RSA_PKCS1_OAEP_PADDING) > 0 &&
+             EVP_PKEY_CTX_set_rsa_padding(d, RSA_PKCS1_OAEP_PADDING) > 0;
+        if (ok && oaep == 2)
+            ok = EVP_PKEY_CTX_set_rsa_oaep_md_name(e, "SHA256", NULL) > 0 &&
+                 EVP_PKEY_CTX_set_rsa_oaep_md_name(d, "SHA256", NULL) > 0 &&
+                 EVP_PKEY_CTX_set0_rsa_oaep_label(e, OPENSSL_strdup("label"), 5) > 0 &&
+                 EVP_PKEY_CTX_set0_rsa_oaep_label(d, OPENSSL_strdup("label"), 5) > 0;
+    }
+    ok = ok && EVP_PKEY_encrypt(e, ct, &ctlen, msg, sizeof(msg)) > 0;
+    if (ok && EVP_PKEY_decrypt(d, pt, &ptlen, ct, ctlen) <= 0) {
+        if (oaep != 2)
+            test_dump_errors("token decrypt");
+        ok = 0;
+    }
+    ok = ok && ptlen == sizeof(msg) && memcmp(pt, msg, ptlen) == 0;
+    EVP_PKEY_CTX_free(e);
+    EVP_PKEY_CTX_free(d);
+    return ok;
+}
+
+static int decrypt_job(void *arg)
+{
+    return decrypt_roundtrip(arg, 1) && decrypt_roundtrip(arg, 0);
 }
 
 /* |n| jobs running |fn| on |key| in fd (|cb| 0) or callback mode; 1 when all did. */
@@ -374,6 +420,34 @@ static void test_digest_sign(void **state)
     EVP_PKEY_free(dup);
 }
 
+static uint64_t acip_counter(const char *which)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "offload-%s-%s", OFFLOAD_FAMILY_ASYMCIPHER, which);
+    return test_counter(S.env.offload, name);
+}
+
+static void test_decrypt(void **state)
+{
+    uint64_t inl = acip_counter("inline"), off = acip_counter("offloaded");
+    uint64_t done = acip_counter("completed");
+
+    (void)state;
+    assert_true(decrypt_roundtrip(S.rsa, 0));
+    assert_true(decrypt_roundtrip(S.rsa, 1));
+    assert_int_equal(acip_counter("inline") - inl, 2);
+    /* The token's refusal is a readable error naming the call. */
+    ERR_clear_error();
+    assert_false(decrypt_roundtrip(S.rsa, 2));
+    expect_error("OAEP SHA-256", "C_DecryptInit: CKR_ARGUMENTS_BAD");
+    assert_true(run_jobs(decrypt_job, S.rsa, 2, 0));
+    assert_true(run_jobs(decrypt_job, S.rsa, 2, 1));
+    assert_int_equal(acip_counter("offloaded") - off, 8);
+    assert_int_equal(acip_counter("inline") - inl, 3);
+    assert_int_equal(acip_counter("completed") - done, 8);
+}
+
 static void test_fork(void **state)
 {
     pid_t pid;
@@ -480,6 +554,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sign_in_jobs_fd),
         cmocka_unit_test(test_sign_in_jobs_callback),
         cmocka_unit_test(test_digest_sign),
+        cmocka_unit_test(test_decrypt),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_missing_module),
     };
