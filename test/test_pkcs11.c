@@ -20,9 +20,9 @@
  *     refuses, fails with the CKR name;
  *   - fork(): the child signs with the parent's key after the module is
  *     initialised again, out of and in a job;
- *   - a module that cannot be loaded fails the provider's load with a
- *     reason, and without pkcs11_module a pkcs11: URI says so (both in a
- *     fresh process: the module is process-wide).
+ *   - a module that cannot be loaded and bad pkcs11_* values fail the
+ *     provider's load with a reason, and without pkcs11_module a pkcs11:
+ *     URI says so (in a fresh process: the module is process-wide).
  *
  * softhsm2 or opensc missing: the test fails (scripts/bootstrap installs them).
  */
@@ -474,16 +474,56 @@ static void test_fork(void **state)
 
 /* ---- the module keys in a fresh process (this program again) ---- */
 
-static int child_missing_module(void)
+/*
+ * Loads offload in a fresh library context with |line| in its section
+ * (no "activate": OSSL_PROVIDER_load runs the init, so its errors stay on
+ * the queue) and prints them; 0 when the load failed.
+ */
+static int load_with(const char *line)
 {
-    test_env env;
+    char path[] = "/tmp/offload-p11conf-XXXXXX";
+    int fd = mkstemp(path), loaded;
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+    OSSL_PROVIDER *prov = NULL;
+    FILE *f;
 
-    ERR_clear_error();
-    if (test_env_open(&env, "pkcs11_module = /nonexistent/libnope.so\n")) {
-        fprintf(stderr, "missing module: the provider loaded\n");
+    if (fd < 0 || ctx == NULL || (f = fdopen(fd, "w")) == NULL)
         return 1;
-    }
-    return 0; /* test_env_open printed the errors; the parent reads them */
+    fprintf(f,
+            "openssl_conf = init\n[init]\nproviders = provs\n[provs]\noffload = offl\n"
+            "[offl]\nmodule = offload.so\n%s\n",
+            line);
+    fclose(f);
+    ERR_clear_error();
+    if (OSSL_LIB_CTX_load_config(ctx, path) > 0)
+        prov = OSSL_PROVIDER_load(ctx, OFFLOAD_PROVIDER_NAME);
+    unlink(path);
+    loaded = prov != NULL;
+    ERR_print_errors_fp(stdout);
+    OSSL_PROVIDER_unload(prov);
+    OSSL_LIB_CTX_free(ctx);
+    return loaded;
+}
+
+/* Each bad key fails the load (config.c and the module's dlopen), with a reason. */
+static int child_bad_config(void)
+{
+    static const char *const lines[] = {
+        "pkcs11_module = /nonexistent/libnope.so",
+        "pkcs11_threads = 0",
+        "pkcs11_threads = many",
+        "pkcs11_pin_file = relative/pin",
+        "pkcs11_module = /etc/hostname", /* not a shared object */
+    };
+    size_t i;
+    int bad = 0;
+
+    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        if (load_with(lines[i])) {
+            fprintf(stderr, "%s: the provider loaded\n", lines[i]);
+            bad = 1;
+        }
+    return bad;
 }
 
 static int child_no_module(void)
@@ -519,7 +559,9 @@ static int run_self(const char *mode, char *out, size_t len)
     size_t n = 0;
     int st;
 
-    snprintf(cmd, sizeof(cmd), "'/proc/%d/exe' %s 2>&1", (int)getpid(), mode);
+    /* OFFLOAD_PKCS11_CHILD: a child never runs the suite (and never forks again). */
+    snprintf(cmd, sizeof(cmd), "OFFLOAD_PKCS11_CHILD=1 '/proc/%d/exe' %s 2>&1",
+             (int)getpid(), mode);
     if ((p = popen(cmd, "r")) == NULL)
         return -1;
     while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
@@ -529,15 +571,21 @@ static int run_self(const char *mode, char *out, size_t len)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void test_missing_module(void **state)
+static void test_module_config(void **state)
 {
     char out[4096];
 
     (void)state;
-    assert_int_equal(run_self("missing-module", out, sizeof(out)), 0);
+    assert_int_equal(run_self("bad-config", out, sizeof(out)), 0);
     printf("%s", out);
     assert_non_null(
         strstr(out, "pkcs11_module = \"/nonexistent/libnope.so\": cannot load"));
+    assert_non_null(
+        strstr(out, "pkcs11_threads = \"0\": expected an integer from 1 to 1024"));
+    assert_non_null(strstr(out, "pkcs11_threads = \"many\""));
+    assert_non_null(
+        strstr(out, "pkcs11_pin_file = \"relative/pin\": expected an absolute"));
+    assert_non_null(strstr(out, "pkcs11_module = \"/etc/hostname\": cannot load"));
     assert_int_equal(run_self("no-module", out, sizeof(out)), 0);
     printf("%s", out);
 }
@@ -556,12 +604,16 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_digest_sign),
         cmocka_unit_test(test_decrypt),
         cmocka_unit_test(test_fork),
-        cmocka_unit_test(test_missing_module),
+        cmocka_unit_test(test_module_config),
     };
 
-    if (argc > 1 && strcmp(argv[1], "missing-module") == 0)
-        return child_missing_module();
+    if (argc > 1 && strcmp(argv[1], "bad-config") == 0)
+        return child_bad_config();
     if (argc > 1 && strcmp(argv[1], "no-module") == 0)
         return child_no_module();
+    if (argc > 1 || getenv("OFFLOAD_PKCS11_CHILD") != NULL) {
+        fprintf(stderr, "usage: %s [bad-config | no-module]\n", argv[0]);
+        return 2;
+    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }
