@@ -32,6 +32,34 @@ static int ecdsa_der(const unsigned char *rs, size_t len, unsigned char *out, si
     return 1;
 }
 
+/* C_DeriveKey of a session secret, its CKA_VALUE into c->out, then C_DestroyObject. */
+static CK_RV derive(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                    CK_MECHANISM *m, struct offload_p11_call *c, const char **fn)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    CK_ULONG len = c->outsize;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},       {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},         {CKA_SENSITIVE, &no, sizeof(no)},
+        {CKA_EXTRACTABLE, &yes, sizeof(yes)}, {CKA_VALUE_LEN, &len, sizeof(len)},
+    };
+    CK_ATTRIBUTE v = {CKA_VALUE, c->out, c->outsize};
+    CK_OBJECT_HANDLE secret = CK_INVALID_HANDLE;
+    CK_RV rv;
+
+    *fn = "C_DeriveKey";
+    if ((rv = f->C_DeriveKey(s, m, h, t, sizeof(t) / sizeof(t[0]), &secret)) != CKR_OK)
+        return rv;
+    *fn = "C_GetAttributeValue";
+    rv = f->C_GetAttributeValue(s, secret, &v, 1);
+    f->C_DestroyObject(s, secret);
+    if (rv == CKR_OK)
+        c->outlen = v.ulValueLen;
+    return rv;
+}
+
 static int call_once(struct offload_p11_call *c, CK_RV *rvp)
 {
     CK_FUNCTION_LIST *f = offload_p11_fns();
@@ -48,8 +76,15 @@ static int call_once(struct offload_p11_call *c, CK_RV *rvp)
     if (f == NULL || (s = offload_p11_session(c->key->slot)) == CK_INVALID_HANDLE ||
         (h = offload_p11_key_handle(c->key, s)) == CK_INVALID_HANDLE)
         return 0;
-    rv = c->decrypt ? f->C_DecryptInit(s, &m, h) : f->C_SignInit(s, &m, h);
-    if (rv == CKR_OK) {
+    if (c->derive) {
+        rv = derive(f, s, h, &m, c, &fn);
+        fn_init = NULL;
+        if (rv == CKR_OK)
+            return 1;
+    } else {
+        rv = c->decrypt ? f->C_DecryptInit(s, &m, h) : f->C_SignInit(s, &m, h);
+    }
+    if (rv == CKR_OK && !c->derive) {
         fn_init = NULL;
         rv = c->decrypt ? f->C_Decrypt(s, c->in, c->inlen, c->out, &len)
                         : f->C_Sign(s, c->in, c->inlen, c->ecdsa ? raw : c->out, &len);

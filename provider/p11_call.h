@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * One private-key call on a token key (p11_key.h), C_SignInit + C_Sign or
- * C_DecryptInit + C_Decrypt with the mechanism the family prepared, as a
+ * One private-key call on a token key (p11_key.h), C_SignInit + C_Sign,
+ * C_DecryptInit + C_Decrypt, or C_DeriveKey of a session secret whose
+ * CKA_VALUE is read and which is destroyed again (ECDH), with the
+ * mechanism the family prepared, as a
  * request (accel.h): inside a job it goes to the token threads and the
  * job pauses (woken by fd or callback like any request); outside, it runs
  * on the calling thread's session. A stale object handle (the token's
@@ -19,11 +21,13 @@
 struct offload_p11_call {
     struct offload_p11_key *key; /* a reference, dropped with the request */
     int decrypt;                 /* C_Decrypt, else C_Sign */
+    int derive;                  /* C_DeriveKey of |outsize| secret bytes */
     int ecdsa;                   /* turn r || s into DER */
     CK_MECHANISM_TYPE mech;
     union {
         CK_RSA_PKCS_PSS_PARAMS pss;
         CK_RSA_PKCS_OAEP_PARAMS oaep;
+        CK_ECDH1_DERIVE_PARAMS ecdh;
     } prm;
     CK_ULONG prmlen;                 /* 0: no parameter */
     unsigned char *in, *out, *extra; /* in the request's payload */

@@ -18,6 +18,9 @@
  *     provider encrypted to the public half, out of and in jobs
  *     (asymcipher counters); OAEP SHA-256 with a label, which SoftHSM
  *     refuses, fails with the CKR name;
+ *   - ECDH (P-256, P-384) of the token key with a fresh peer, equal to
+ *     the default provider's derive from the other side, out of and in
+ *     jobs (keyexch counters);
  *   - fork(): the child signs with the parent's key after the module is
  *     initialised again, out of and in a job;
  *   - a module that cannot be loaded and bad pkcs11_* values fail the
@@ -216,6 +219,42 @@ static int decrypt_roundtrip(EVP_PKEY *key, int oaep)
 static int decrypt_job(void *arg)
 {
     return decrypt_roundtrip(arg, 1) && decrypt_roundtrip(arg, 0);
+}
+
+/*
+ * ECDH: the token key with a fresh peer (made by the default provider
+ * alone, on |key|'s curve) through offload, against the peer's private
+ * key with the token key's public half under the default provider.
+ */
+static int derive_matches(EVP_PKEY *key)
+{
+    char group[64];
+    EVP_PKEY *peer = NULL;
+    EVP_PKEY_CTX *a = NULL, *b = NULL;
+    unsigned char s1[128], s2[128];
+    size_t l1 = sizeof(s1), l2 = sizeof(s2);
+    int ok = EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                            sizeof(group), NULL) &&
+             (peer = EVP_PKEY_Q_keygen(S.ref, NULL, "EC", group)) != NULL &&
+             (a = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, key, NULL)) != NULL &&
+             (b = EVP_PKEY_CTX_new_from_pkey(S.ref, peer, NULL)) != NULL &&
+             EVP_PKEY_derive_init(a) > 0 && EVP_PKEY_derive_set_peer(a, peer) > 0 &&
+             EVP_PKEY_derive_init(b) > 0 && EVP_PKEY_derive_set_peer(b, key) > 0;
+
+    if (ok && EVP_PKEY_derive(a, s1, &l1) <= 0) {
+        test_dump_errors("token derive");
+        ok = 0;
+    }
+    ok = ok && EVP_PKEY_derive(b, s2, &l2) > 0 && l1 == l2 && memcmp(s1, s2, l1) == 0;
+    EVP_PKEY_CTX_free(a);
+    EVP_PKEY_CTX_free(b);
+    EVP_PKEY_free(peer);
+    return ok;
+}
+
+static int derive_job(void *arg)
+{
+    return derive_matches(arg);
 }
 
 /* |n| jobs running |fn| on |key| in fd (|cb| 0) or callback mode; 1 when all did. */
@@ -448,6 +487,29 @@ static void test_decrypt(void **state)
     assert_int_equal(acip_counter("completed") - done, 8);
 }
 
+static uint64_t kex_counter(const char *which)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "offload-%s-%s", OFFLOAD_FAMILY_KEYEXCH, which);
+    return test_counter(S.env.offload, name);
+}
+
+static void test_derive(void **state)
+{
+    uint64_t inl = kex_counter("inline"), off = kex_counter("offloaded");
+    uint64_t failed = kex_counter("failed");
+
+    (void)state;
+    assert_true(derive_matches(S.ec));
+    assert_true(derive_matches(S.ec384));
+    assert_int_equal(kex_counter("inline") - inl, 2);
+    assert_true(run_jobs(derive_job, S.ec, 2, 0));
+    assert_true(run_jobs(derive_job, S.ec384, 2, 1));
+    assert_int_equal(kex_counter("offloaded") - off, 4);
+    assert_int_equal(kex_counter("failed") - failed, 0);
+}
+
 static void test_fork(void **state)
 {
     pid_t pid;
@@ -603,6 +665,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sign_in_jobs_callback),
         cmocka_unit_test(test_digest_sign),
         cmocka_unit_test(test_decrypt),
+        cmocka_unit_test(test_derive),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_module_config),
     };
