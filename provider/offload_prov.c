@@ -233,6 +233,10 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t
     offload_log("stats_file=%s stats_format=%s",
                 active.stats_file[0] != '\0' ? active.stats_file : "(none)",
                 active.stats_format == OFFLOAD_STATS_PROMETHEUS ? "prometheus" : "plain");
+    offload_log("pkcs11_module=%s pkcs11_threads=%u pkcs11_pin_file=%s",
+                active.pkcs11_module[0] != '\0' ? active.pkcs11_module : "(none)",
+                active.pkcs11_threads,
+                active.pkcs11_pin_file[0] != '\0' ? active.pkcs11_pin_file : "(none)");
     offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu KEMs, %zu "
                 "asym ciphers, %zu ciphers",
                 nkm, nsig, nkex, nkem, nacip, nciph);
