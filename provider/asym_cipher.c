@@ -11,7 +11,7 @@
  * ASYNC_JOB: a private-key operation of hundreds of microseconds),
  * FREECTX (deferred while a request holds the context) and DUPCTX.
  * Encryption, a public-key operation, stays the default's alone, as
- * verification does.
+ * verification does. An RSA token key (p11_decrypt.h) decrypts on the token.
  *
  * An offloaded decryption works on the request's copy of the ciphertext
  * and its own output buffer of the default's size answer; the caller's

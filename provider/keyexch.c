@@ -11,7 +11,9 @@
  * request holds the context) and DUPCTX (copies our per-context state).
  * The request owns its output buffer and holds a reference on the context.
  * TLS1-PRF and HKDF (microseconds) are the default's tables unchanged;
- * SCRYPT, expensive by design, is offloaded like a derive.
+ * SCRYPT, expensive by design, is offloaded like a derive. ECDH's SET_PEER
+ * is intercepted too: with a token key (p11_derive.h) the peer's point is
+ * kept, and DERIVE runs on the token.
  */
 #include <string.h>
 #include <openssl/crypto.h>

@@ -16,6 +16,11 @@
  * parameters) and GEN_CLEANUP (deferred while a request holds the
  * generation context). RSA's generation reports each prime through the
  * application's callback: it stays inline.
+ *
+ * For RSA and EC also FREE, DUP, LOAD and HAS: their key data may be a
+ * token key's public half, linked to its token object (p11_key.h). FREE
+ * drops the link, DUP carries it over, LOAD takes the pkcs11: store's
+ * references, HAS reports a linked key's private half (on the token).
  */
 #include <string.h>
 #include <strings.h>

@@ -21,6 +21,10 @@
  *                   on the context, so a job abandoned while paused leaves
  *                   nothing for the worker to trip on.
  *   SET_CTX_PARAMS  RSA only: its lenient string params are checked first
+ *   DIGEST_SIGN_UPDATE
+ *                   RSA and ECDSA: with a token key (p11_key.h) the digest
+ *                   is made here and the steps sign it on the token
+ *                   (p11_sign.h); other keys go straight to the default's
  * The MAC signatures (HMAC, SIPHASH, POLY1305, CMAC) get the NEWCTX
  * intercept alone: a microsecond each, on the TLS record path (keymgmt.h).
  * Everything else (verification, digest updates, params, key types) is
