@@ -66,6 +66,21 @@
 #define OFFLOAD_CONF_DEBUG          "debug"
 #define OFFLOAD_CONF_STATS_FILE     "stats_file"
 #define OFFLOAD_CONF_STATS_FORMAT   "stats_format"
+/*
+ * Token keys (PKCS#11, keys named by pkcs11: URIs through OSSL_STORE):
+ *
+ * pkcs11_module    the PKCS#11 module (a path for dlopen); unset: no token
+ *                  support, a pkcs11: URI fails with "no PKCS#11 module
+ *                  configured". A module that cannot be loaded or refuses
+ *                  C_Initialize fails the provider's load
+ * pkcs11_threads   threads that may each wait in a token call for a job
+ *                  (1..1024; 32)
+ * pkcs11_pin_file  absolute path of a file whose first line is the user
+ *                  PIN, for URIs without pin-value or pin-source (unset)
+ */
+#define OFFLOAD_CONF_PKCS11_MODULE   "pkcs11_module"
+#define OFFLOAD_CONF_PKCS11_THREADS  "pkcs11_threads"
+#define OFFLOAD_CONF_PKCS11_PIN_FILE "pkcs11_pin_file"
 
 /* Family names used in the "offload" key and in counter names. */
 #define OFFLOAD_FAMILY_SIGNATURE  "signature"

@@ -11,7 +11,7 @@
  * ASYNC_JOB: a private-key operation of hundreds of microseconds),
  * FREECTX (deferred while a request holds the context) and DUPCTX.
  * Encryption, a public-key operation, stays the default's alone, as
- * verification does.
+ * verification does. An RSA token key (p11_decrypt.h) decrypts on the token.
  *
  * An offloaded decryption works on the request's copy of the ciphertext
  * and its own output buffer of the default's size answer; the caller's
@@ -27,6 +27,7 @@
 #include "ctxstate.h"
 #include "families.h"
 #include "mirror.h"
+#include "p11_decrypt.h"
 
 struct acip_alg {
     char name[32]; /* its first name, for the log and the reasons */
@@ -35,6 +36,8 @@ struct acip_alg {
     OSSL_FUNC_asym_cipher_decrypt_fn *decrypt;
     OSSL_FUNC_asym_cipher_freectx_fn *freectx;
     OSSL_FUNC_asym_cipher_dupctx_fn *dupctx;
+    OSSL_FUNC_asym_cipher_get_ctx_params_fn *get_ctx_params;
+    int token; /* RSA: its keys may be token keys (p11_decrypt.h) */
 };
 
 static struct acip_alg acip_algs[OFFLOAD_SLOTS];
@@ -86,6 +89,12 @@ static int acip_decrypt(size_t slot, void *ctx, unsigned char *out, size_t *outl
     if (out == NULL) /* a size query: counted nowhere */
         return alg->decrypt(ctx, NULL, outlen, 0, in, inlen);
     s = offload_ctxstate_get(ctx, alg->freectx);
+    if (s != NULL && s->ext != NULL) { /* a token key: decrypted there */
+        if (alg->decrypt(ctx, NULL, &need, 0, in, inlen) <= 0 || need == 0)
+            return offload_op_done(OFFLOAD_FAM_ASYMCIPHER, 0, alg->name, "decrypt");
+        return offload_p11_decrypt(s->ext, ctx, alg->get_ctx_params, out, outlen, outsize,
+                                   need, in, inlen, alg->name);
+    }
     p = s != NULL ? offload_async_path(OFFLOAD_FAM_ASYMCIPHER, s->cheap)
                   : OFFLOAD_PATH_NO_MEMORY;
     if (p == OFFLOAD_PATH_OFFLOADED && (in == NULL && inlen > 0))
@@ -145,6 +154,8 @@ static int acip_decrypt_init(size_t slot, void *ctx, void *key, const OSSL_PARAM
         return 0;
     }
     s->cheap = offload_key_cheap(alg->rule, key);
+    offload_ctxstate_set_ext(s, alg->token ? offload_p11_key_get(key) : NULL,
+                             offload_p11_key_ext_free, offload_p11_key_ext_dup);
     return alg->decrypt_init(ctx, key, params);
 }
 
@@ -191,6 +202,10 @@ static size_t acip_intercepts(size_t i, const OSSL_ALGORITHM *a,
         OFFLOAD_FN(OSSL_FUNC_asym_cipher_freectx_fn, OSSL_FUNC_ASYM_CIPHER_FREECTX);
     alg->dupctx =
         OFFLOAD_FN(OSSL_FUNC_asym_cipher_dupctx_fn, OSSL_FUNC_ASYM_CIPHER_DUPCTX);
+    alg->get_ctx_params = OFFLOAD_FN(OSSL_FUNC_asym_cipher_get_ctx_params_fn,
+                                     OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS);
+    alg->token =
+        alg->get_ctx_params != NULL && offload_first_name_is(a->algorithm_names, "RSA");
     /* Without a free of its own, a context cannot be kept alive for a worker. */
     if (alg->freectx == NULL || alg->decrypt_init == NULL || alg->decrypt == NULL)
         return 0;

@@ -210,7 +210,20 @@ static void pause_job(enum offload_family f)
     ASYNC_pause_job();
 }
 
+enum offload_path offload_async_path_token(void)
+{
+    return ASYNC_get_current_job() != NULL ? OFFLOAD_PATH_OFFLOADED : OFFLOAD_PATH_NO_JOB;
+}
+
+static const struct offload_pool accel_pool = {
+    offload_accel_submit, offload_accel_take_back, offload_accel_collected};
+
 int offload_async_run(struct offload_req *req)
+{
+    return offload_async_run_on(req, &accel_pool);
+}
+
+int offload_async_run_on(struct offload_req *req, const struct offload_pool *pool)
 {
     ASYNC_JOB *job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
@@ -228,13 +241,13 @@ int offload_async_run(struct offload_req *req)
     req->waiter = w;
     if (cbmode)
         ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
-    submitted = offload_accel_submit(req);
+    submitted = pool->submit(req);
     if (!submitted && cbmode) {
         /* Queue full: the application retries when it sees EAGAIN. */
         ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_EAGAIN);
         pause_job(req->family);
         ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
-        submitted = offload_accel_submit(req);
+        submitted = pool->submit(req);
     }
     if (!submitted) {
         /* Never an unbounded queue, never a spin: run it here. */
@@ -255,7 +268,8 @@ int offload_async_run(struct offload_req *req)
         return req->result;
     }
     offload_op_path(req->family, OFFLOAD_PATH_OFFLOADED, req->alg, req->op);
-    atomic_fetch_add_explicit(&w->uncollected, 1, memory_order_relaxed);
+    if (pool->collected != NULL) /* the waiter's cleanup answers for it */
+        atomic_fetch_add_explicit(&w->uncollected, 1, memory_order_relaxed);
 
     /*
      * Always pause, even if a worker was already done: the callback (or the
@@ -284,16 +298,19 @@ int offload_async_run(struct offload_req *req)
          */
         if (cbmode)
             offload_waiter_cancel_call(w, req);
-        if (offload_accel_take_back(req)) {
-            atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
+        if (pool->take_back(req)) {
+            if (pool->collected != NULL)
+                atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
             return run_here(req, OFFLOAD_PATH_TAKEN_BACK);
         }
         offload_req_wait(req);
     }
     if (!cbmode)
         offload_waiter_drain(w);
-    atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
-    offload_accel_collected();
+    if (pool->collected != NULL) {
+        atomic_fetch_sub_explicit(&w->uncollected, 1, memory_order_relaxed);
+        pool->collected();
+    }
     offload_req_raise_errors(req);
 out:
     /* A worker ran it and counted its failure: only the log's line is left. */

@@ -77,6 +77,26 @@ static inline int offload_async_wanted(enum offload_family f, int cheap)
  */
 int offload_async_run(struct offload_req *req);
 
+/*
+ * Where a request goes: the CPU workers (offload_async_run) or another
+ * pool of threads, the token pool of pkcs11.h. |collected| (may be NULL)
+ * is told when a job took a submitted request's result.
+ */
+struct offload_pool {
+    int (*submit)(struct offload_req *req);
+    int (*take_back)(struct offload_req *req);
+    void (*collected)(void);
+};
+/* offload_async_run through |pool|. */
+int offload_async_run_on(struct offload_req *req, const struct offload_pool *pool);
+
+/*
+ * A token call (pkcs11.h): OFFLOAD_PATH_OFFLOADED inside a job, whatever
+ * the family or cost (it waits on the token, not on a CPU), else
+ * OFFLOAD_PATH_NO_JOB.
+ */
+enum offload_path offload_async_path_token(void);
+
 /* The log's line for operation |op| of |alg| in family |f| taking |p|. */
 void offload_log_path(enum offload_family f, enum offload_path p, const char *alg,
                       const char *op);

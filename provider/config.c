@@ -155,6 +155,23 @@ int offload_config_parse(const struct offload_config_text *text,
         !parse_stats_format(env, OFFLOAD_ENV_STATS_FORMAT, &cfg->stats_format, err,
                             errlen))
         return 0;
+    cfg->pkcs11_threads = 32;
+    UINT_KEY(OFFLOAD_CONF_PKCS11_THREADS, text->pkcs11_threads, 1, 1024,
+             &cfg->pkcs11_threads);
+    if (text->pkcs11_module != NULL) {
+        if (text->pkcs11_module[0] == '\0' ||
+            strlen(text->pkcs11_module) >= sizeof(cfg->pkcs11_module))
+            return bad(err, errlen, "%s = \"%s\": expected the path of a PKCS#11 module",
+                       OFFLOAD_CONF_PKCS11_MODULE, text->pkcs11_module);
+        strcpy(cfg->pkcs11_module, text->pkcs11_module);
+    }
+    if (text->pkcs11_pin_file != NULL) {
+        if (text->pkcs11_pin_file[0] != '/' ||
+            strlen(text->pkcs11_pin_file) >= sizeof(cfg->pkcs11_pin_file))
+            return bad(err, errlen, "%s = \"%s\": expected an absolute path",
+                       OFFLOAD_CONF_PKCS11_PIN_FILE, text->pkcs11_pin_file);
+        strcpy(cfg->pkcs11_pin_file, text->pkcs11_pin_file);
+    }
     env = getenv(OFFLOAD_ENV_DEBUG);
     if (env != NULL && strcmp(env, "1") == 0)
         cfg->debug = 1;
@@ -164,7 +181,7 @@ int offload_config_parse(const struct offload_config_text *text,
 int offload_config_diff(const struct offload_config *a, const struct offload_config *b,
                         char *buf, size_t len)
 {
-    const char *keys[10];
+    const char *keys[13];
     int n = 0, i;
     size_t used = 0;
 
@@ -188,6 +205,12 @@ int offload_config_diff(const struct offload_config *a, const struct offload_con
         keys[n++] = OFFLOAD_CONF_STATS_FILE;
     if (a->stats_format != b->stats_format)
         keys[n++] = OFFLOAD_CONF_STATS_FORMAT;
+    if (strcmp(a->pkcs11_module, b->pkcs11_module) != 0)
+        keys[n++] = OFFLOAD_CONF_PKCS11_MODULE;
+    if (a->pkcs11_threads != b->pkcs11_threads)
+        keys[n++] = OFFLOAD_CONF_PKCS11_THREADS;
+    if (strcmp(a->pkcs11_pin_file, b->pkcs11_pin_file) != 0)
+        keys[n++] = OFFLOAD_CONF_PKCS11_PIN_FILE;
     if (len > 0)
         buf[0] = '\0';
     for (i = 0; i < n && used < len; i++)
@@ -229,6 +252,9 @@ void offload_config_report_unknown(const char *provname)
                                         OFFLOAD_CONF_DEBUG,
                                         OFFLOAD_CONF_STATS_FILE,
                                         OFFLOAD_CONF_STATS_FORMAT,
+                                        OFFLOAD_CONF_PKCS11_MODULE,
+                                        OFFLOAD_CONF_PKCS11_THREADS,
+                                        OFFLOAD_CONF_PKCS11_PIN_FILE,
                                         NULL};
     char *file = CONF_get1_default_config_file();
     CONF *conf = NCONF_new(NULL);

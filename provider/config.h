@@ -33,12 +33,16 @@ struct offload_config {
     int debug;
     char stats_file[256]; /* "" or where the counters are rewritten */
     enum offload_stats_format stats_format;
+    char pkcs11_module[256];   /* "" : no token support */
+    unsigned pkcs11_threads;   /* token threads */
+    char pkcs11_pin_file[256]; /* "" or the PIN's file */
 };
 
 /* The section's values as the core hands them over; NULL: not set. */
 struct offload_config_text {
     const char *workers, *queue_depth, *inline_below, *busy_inline, *offload, *spin_us,
-        *worker_nice, *debug, *stats_file, *stats_format;
+        *worker_nice, *debug, *stats_file, *stats_format, *pkcs11_module, *pkcs11_threads,
+        *pkcs11_pin_file;
 };
 
 /*

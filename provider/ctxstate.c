@@ -147,6 +147,9 @@ struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *fr
         s->tls_cbc = 0;
         s->gen_callback = 0;
         s->key = NULL;
+        s->ext = NULL;
+        s->ext_free = NULL;
+        s->ext_dup = NULL;
         atomic_store_explicit(&s->ctx, ctx, memory_order_relaxed);
         atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
         atomic_store_explicit(pp, s,
@@ -179,6 +182,7 @@ void offload_ctxstate_release(struct offload_ctxstate *s)
     s->free_ctx(ctx);
     offload_keyref_put(s->key); /* after the context that pointed at it */
     s->key = NULL;
+    offload_ctxstate_set_ext(s, NULL, NULL, NULL);
     next = atomic_load_explicit(&spares, memory_order_relaxed);
     do
         atomic_store_explicit(&s->next, next, memory_order_relaxed);
@@ -214,6 +218,16 @@ void offload_ctxstate_free(void *ctx, offload_ctx_free_fn *free_ctx)
     offload_ctxstate_release(s);
 }
 
+void offload_ctxstate_set_ext(struct offload_ctxstate *s, void *ext,
+                              void (*ext_free)(void *), void *(*ext_dup)(const void *))
+{
+    if (s->ext != NULL && s->ext_free != NULL)
+        s->ext_free(s->ext);
+    s->ext = ext;
+    s->ext_free = ext_free;
+    s->ext_dup = ext_dup;
+}
+
 size_t offload_ctxstate_count(void)
 {
     size_t n = 0;
@@ -246,6 +260,16 @@ void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
         dst->enc = src->enc;
         dst->tls_cbc = src->tls_cbc;
         dst->gen_callback = src->gen_callback;
+        if (src->ext != NULL && src->ext_dup != NULL) {
+            void *ext = src->ext_dup(src->ext);
+
+            if (ext == NULL) {
+                offload_ctxstate_free(dup, free_ctx);
+                OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s", what);
+                return NULL;
+            }
+            offload_ctxstate_set_ext(dst, ext, src->ext_free, src->ext_dup);
+        }
         if (src->key != NULL) { /* the duplicate points at the same key */
             atomic_fetch_add_explicit(&src->key->refs, 1, memory_order_relaxed);
             offload_ctxstate_set_key(dst, src->key, 1);

@@ -69,7 +69,19 @@ struct offload_ctxstate {
     int tls_cbc;      /* ciphers: CBC with "tls-version" set, stays inline */
     int gen_callback; /* keygen: makes parameters, reporting through the callback */
     struct offload_keyref *key; /* the pin on the key the context was given */
+    /*
+     * A family's own state of the context (signatures: a token key's,
+     * p11_sign.h), freed with the context; carried to a duplicate by
+     * |ext_dup| (NULL: not carried).
+     */
+    void *ext;
+    void (*ext_free)(void *ext);
+    void *(*ext_dup)(const void *ext);
 };
+
+/* Replaces |s|'s own state with |ext| (NULL: none), freeing the old one. */
+void offload_ctxstate_set_ext(struct offload_ctxstate *s, void *ext,
+                              void (*ext_free)(void *), void *(*ext_dup)(const void *));
 
 /*
  * The entry of |ctx|, made (with |free_ctx|, nothing cheap, no size known)

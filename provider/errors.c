@@ -27,6 +27,13 @@ static ERR_STRING_DATA reason_strings[] = {
     {OFFLOAD_R_ENGINE_FAILED, "accelerator failed"},
     {OFFLOAD_R_BAD_PARAM, "invalid parameter"},
     {OFFLOAD_R_TAG_MISMATCH, "authentication tag mismatch"},
+    {OFFLOAD_R_PKCS11, "PKCS#11 call failed"},
+    {OFFLOAD_R_PKCS11_NO_MODULE, "no PKCS#11 module configured"},
+    {OFFLOAD_R_PKCS11_NO_TOKEN, "no such PKCS#11 token"},
+    {OFFLOAD_R_PKCS11_PIN, "PKCS#11 PIN unavailable"},
+    {OFFLOAD_R_PKCS11_NO_OBJECT, "no such PKCS#11 object"},
+    {OFFLOAD_R_PKCS11_UNSUPPORTED, "not supported with a PKCS#11 key"},
+    {OFFLOAD_R_BAD_URI, "bad PKCS#11 URI"},
     {0, NULL}};
 static ERR_STRING_DATA lib_name[] = {{0, OFFLOAD_PROVIDER_NAME}, {0, NULL}};
 static _Atomic int err_lib; /* 0 until registered */

@@ -22,6 +22,13 @@ enum {
     OFFLOAD_R_ENGINE_FAILED,
     OFFLOAD_R_BAD_PARAM,
     OFFLOAD_R_TAG_MISMATCH,
+    OFFLOAD_R_PKCS11,
+    OFFLOAD_R_PKCS11_NO_MODULE,
+    OFFLOAD_R_PKCS11_NO_TOKEN,
+    OFFLOAD_R_PKCS11_PIN,
+    OFFLOAD_R_PKCS11_NO_OBJECT,
+    OFFLOAD_R_PKCS11_UNSUPPORTED,
+    OFFLOAD_R_BAD_URI,
 };
 
 /* Registers the library and its strings (first init, under the core's lock). */

@@ -11,7 +11,9 @@
  * request holds the context) and DUPCTX (copies our per-context state).
  * The request owns its output buffer and holds a reference on the context.
  * TLS1-PRF and HKDF (microseconds) are the default's tables unchanged;
- * SCRYPT, expensive by design, is offloaded like a derive.
+ * SCRYPT, expensive by design, is offloaded like a derive. ECDH's SET_PEER
+ * is intercepted too: with a token key (p11_derive.h) the peer's point is
+ * kept, and DERIVE runs on the token.
  */
 #include <string.h>
 #include <openssl/crypto.h>
@@ -20,6 +22,7 @@
 #include "ctxstate.h"
 #include "keymgmt.h"
 #include "mirror.h"
+#include "p11_derive.h"
 
 struct kex_alg {
     char name[32]; /* its first name, for the log and the reasons */
@@ -28,6 +31,9 @@ struct kex_alg {
     OSSL_FUNC_keyexch_derive_fn *derive;
     OSSL_FUNC_keyexch_freectx_fn *freectx;
     OSSL_FUNC_keyexch_dupctx_fn *dupctx;
+    OSSL_FUNC_keyexch_set_peer_fn *set_peer;
+    OSSL_FUNC_keyexch_get_ctx_params_fn *get_ctx_params;
+    int token; /* ECDH: its keys may be token keys (p11_derive.h) */
 };
 
 static struct kex_alg kex_algs[OFFLOAD_SLOTS];
@@ -85,7 +91,29 @@ static int kex_init(size_t slot, void *ctx, void *key, const OSSL_PARAM params[]
         return 0;
     }
     s->cheap = offload_key_cheap(alg->rule, key);
+    if (alg->token) {
+        struct offload_p11_key *k = offload_p11_key_get(key);
+        struct offload_p11_kexctx *c = NULL;
+
+        if (k != NULL && (c = offload_p11_kexctx_new(k)) == NULL) {
+            OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a token key's state", alg->name);
+            return 0;
+        }
+        offload_ctxstate_set_ext(s, c, offload_p11_kexctx_free, offload_p11_kexctx_dup);
+    }
     return alg->init(ctx, key, params);
+}
+
+/* A token key's context keeps the peer's point: the token derives with it. */
+static int kex_set_peer(size_t slot, void *ctx, void *peer)
+{
+    struct offload_ctxstate *s;
+
+    if (!kex_algs[slot].set_peer(ctx, peer))
+        return 0;
+    if ((s = offload_ctxstate_find(ctx)) != NULL && s->ext != NULL)
+        return offload_p11_kexctx_peer(s->ext, peer);
+    return 1;
 }
 
 static int kex_derive(size_t slot, void *ctx, unsigned char *secret, size_t *secretlen,
@@ -109,6 +137,12 @@ static int kex_derive(size_t slot, void *ctx, unsigned char *secret, size_t *sec
     if (secret == NULL)
         return alg->derive(ctx, NULL, secretlen, outlen);
     s = offload_ctxstate_get(ctx, alg->freectx);
+    if (s != NULL && s->ext != NULL) { /* a token key: derived there */
+        if (alg->derive(ctx, NULL, &need, 0) <= 0 || need == 0)
+            return offload_op_done(OFFLOAD_FAM_KEYEXCH, 0, alg->name, "derive");
+        return offload_p11_derive(s->ext, ctx, alg->get_ctx_params, secret, secretlen,
+                                  outlen, need, alg->name);
+    }
     /* A short buffer gets the default's own error, inline. */
     p = s != NULL ? offload_async_path(OFFLOAD_FAM_KEYEXCH, s->cheap)
                   : OFFLOAD_PATH_NO_MEMORY;
@@ -152,6 +186,8 @@ OFFLOAD_TRAMPOLINES(OSSL_FUNC_keyexch_derive_fn, int, kex_derive,
                     (ctx, secret, secretlen, outlen))
 OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_keyexch_freectx_fn, kex_freectx, (void *ctx), (ctx))
 OFFLOAD_TRAMPOLINES(OSSL_FUNC_keyexch_dupctx_fn, void *, kex_dupctx, (void *ctx), (ctx))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_keyexch_set_peer_fn, int, kex_set_peer,
+                    (void *ctx, void *peer), (ctx, peer))
 
 /* ---- binding ---- */
 
@@ -168,6 +204,11 @@ static size_t kex_intercepts(size_t i, const OSSL_ALGORITHM *a,
     alg->derive = OFFLOAD_FN(OSSL_FUNC_keyexch_derive_fn, OSSL_FUNC_KEYEXCH_DERIVE);
     alg->freectx = OFFLOAD_FN(OSSL_FUNC_keyexch_freectx_fn, OSSL_FUNC_KEYEXCH_FREECTX);
     alg->dupctx = OFFLOAD_FN(OSSL_FUNC_keyexch_dupctx_fn, OSSL_FUNC_KEYEXCH_DUPCTX);
+    alg->set_peer = OFFLOAD_FN(OSSL_FUNC_keyexch_set_peer_fn, OSSL_FUNC_KEYEXCH_SET_PEER);
+    alg->get_ctx_params =
+        OFFLOAD_FN(OSSL_FUNC_keyexch_get_ctx_params_fn, OSSL_FUNC_KEYEXCH_GET_CTX_PARAMS);
+    alg->token = alg->set_peer != NULL && alg->get_ctx_params != NULL &&
+                 offload_first_name_is(a->algorithm_names, "ECDH");
     /* Without a free of its own, a context cannot be kept alive for a worker. */
     if (alg->freectx == NULL || alg->init == NULL || alg->derive == NULL)
         return 0;
@@ -177,6 +218,8 @@ static size_t kex_intercepts(size_t i, const OSSL_ALGORITHM *a,
     ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_DERIVE, kex_derive_slot[i]);
     ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_FREECTX, kex_freectx_slot[i]);
     ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_DUPCTX, kex_dupctx_slot[i]);
+    if (alg->token)
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYEXCH_SET_PEER, kex_set_peer_slot[i]);
     return n;
 }
 

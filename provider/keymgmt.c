@@ -16,6 +16,11 @@
  * parameters) and GEN_CLEANUP (deferred while a request holds the
  * generation context). RSA's generation reports each prime through the
  * application's callback: it stays inline.
+ *
+ * For RSA and EC also FREE, DUP, LOAD and HAS: their key data may be a
+ * token key's public half, linked to its token object (p11_key.h). FREE
+ * drops the link, DUP carries it over, LOAD takes the pkcs11: store's
+ * references, HAS reports a linked key's private half (on the token).
  */
 #include <string.h>
 #include <strings.h>
@@ -28,6 +33,7 @@
 #include "ctxstate.h"
 #include "keymgmt.h"
 #include "mirror.h"
+#include "p11_key.h"
 
 struct km_alg {
     char name[32];        /* its first name, for the log */
@@ -42,6 +48,10 @@ struct km_alg {
     OSSL_FUNC_keymgmt_gen_fn *gen;
     OSSL_FUNC_keymgmt_gen_cleanup_fn *gen_cleanup;
     OSSL_FUNC_keymgmt_get_params_fn *get_params;
+    int token;   /* RSA, EC: its key data may be a token key's (p11_key.h) */
+    int unowned; /* its contexts keep a bare pointer: FREE waits for the pins */
+    OSSL_FUNC_keymgmt_load_fn *load;
+    OSSL_FUNC_keymgmt_has_fn *has;
 };
 
 static struct km_alg km_algs[OFFLOAD_SLOTS];
@@ -138,11 +148,59 @@ int offload_key_unowned(const char *names)
            strncasecmp(first, "SLH-DSA-", 8) == 0 || strstr(first, "MLKEM") != NULL;
 }
 
-/* FREE of a key type whose contexts keep a bare pointer: deferred while pinned. */
+/*
+ * FREE of a key type whose contexts keep a bare pointer (deferred while
+ * pinned), or of RSA and EC key data (a token key's link goes with it).
+ */
 static void km_free(size_t slot, void *kd)
 {
-    if (!offload_keyref_defer_free(kd, km_algs[slot].free_))
+    if (km_algs[slot].token)
+        offload_p11_key_unlink(kd);
+    if (!km_algs[slot].unowned || !offload_keyref_defer_free(kd, km_algs[slot].free_))
         km_algs[slot].free_(kd);
+}
+
+/* ---- token keys (p11_key.h): RSA and EC ---- */
+
+/* DUP: a token key's duplicate is linked to the same token object. */
+static void *km_dup(size_t slot, const void *kd, int selection)
+{
+    struct offload_p11_key *k;
+    void *d = km_algs[slot].dup(kd, selection);
+
+    if (d != NULL && (k = offload_p11_key_get(kd)) != NULL) {
+        if (!offload_p11_key_link(d, k)) {
+            km_algs[slot].free_(d);
+            d = NULL;
+            OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "a token key's link");
+        }
+        offload_p11_key_put(k);
+    }
+    return d;
+}
+
+/* LOAD: the store loader's reference (store_pkcs11.c), else the default's. */
+static void *km_load(size_t slot, const void *ref, size_t refsz)
+{
+    void *kd;
+
+    if (offload_p11_ref_load(km_algs[slot].name, ref, refsz, &kd))
+        return kd;
+    return km_algs[slot].load != NULL ? km_algs[slot].load(ref, refsz) : NULL;
+}
+
+/* HAS: a token key has its private half, on the token. */
+static int km_has(size_t slot, const void *kd, int selection)
+{
+    struct offload_p11_key *k;
+
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 &&
+        (k = offload_p11_key_get(kd)) != NULL) {
+        offload_p11_key_put(k);
+        selection = (selection & ~OSSL_KEYMGMT_SELECT_PRIVATE_KEY) |
+                    OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
+    }
+    return km_algs[slot].has(kd, selection);
 }
 
 int offload_key_cheap(enum offload_cost_rule rule, void *kd)
@@ -325,6 +383,12 @@ OFFLOAD_TRAMPOLINES(OSSL_FUNC_keymgmt_gen_fn, void *, km_gen,
 OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_keymgmt_gen_cleanup_fn, km_gen_cleanup, (void *genctx),
                          (genctx))
 OFFLOAD_TRAMPOLINES_VOID(OSSL_FUNC_keymgmt_free_fn, km_free, (void *kd), (kd))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_keymgmt_dup_fn, void *, km_dup,
+                    (const void *kd, int selection), (kd, selection))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_keymgmt_load_fn, void *, km_load,
+                    (const void *ref, size_t refsz), (ref, refsz))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_keymgmt_has_fn, int, km_has,
+                    (const void *kd, int selection), (kd, selection))
 
 /* ---- binding ---- */
 
@@ -357,9 +421,22 @@ static size_t km_intercepts(size_t i, const OSSL_ALGORITHM *a,
     /* Offloaded only with the whole generation context in our hands. */
     if (alg->gen_init == NULL || alg->gen_cleanup == NULL || alg->free_ == NULL)
         alg->gen_offload = 0;
+    alg->load = OFFLOAD_FN(OSSL_FUNC_keymgmt_load_fn, OSSL_FUNC_KEYMGMT_LOAD);
+    alg->has = OFFLOAD_FN(OSSL_FUNC_keymgmt_has_fn, OSSL_FUNC_KEYMGMT_HAS);
+    alg->unowned = offload_key_unowned(a->algorithm_names);
+    alg->token = alg->free_ != NULL && alg->has != NULL &&
+                 (offload_first_name_is(a->algorithm_names, "RSA") ||
+                  offload_first_name_is(a->algorithm_names, "EC"));
     ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN, km_gen_slot[i]);
-    if (alg->free_ != NULL && offload_key_unowned(a->algorithm_names))
+    if (alg->free_ != NULL && (alg->unowned || alg->token))
         ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_FREE, km_free_slot[i]);
+    if (alg->token) {
+        /* The store loader's references come back through LOAD (store_pkcs11.c). */
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_LOAD, km_load_slot[i]);
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_HAS, km_has_slot[i]);
+        if (alg->dup != NULL)
+            ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_DUP, km_dup_slot[i]);
+    }
     if (alg->gen_offload) {
         ic[n++] = OFFLOAD_ICP(OSSL_FUNC_KEYMGMT_GEN_INIT, km_gen_init_slot[i]);
         ic[n++] =

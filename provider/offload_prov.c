@@ -24,8 +24,10 @@
 #include "families.h"
 #include "mirror.h"
 #include "offload_version.h"
+#include "pkcs11.h"
 #include "prov.h"
 #include "soft.h"
+#include "store_pkcs11.h"
 
 /* Instances alive (one per library context that loaded us). */
 static pthread_mutex_t prov_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +63,9 @@ static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cf
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&t.debug, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&t.stats_file, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FORMAT, (char **)&t.stats_format, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_PKCS11_MODULE, (char **)&t.pkcs11_module, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_PKCS11_THREADS, (char **)&t.pkcs11_threads, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_PKCS11_PIN_FILE, (char **)&t.pkcs11_pin_file, 0),
         OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_CORE_PROV_NAME, (char **)&provname, 0),
         OSSL_PARAM_END};
     char err[256];
@@ -158,6 +163,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_cipher_algorithms();
     case OSSL_OP_SKEYMGMT:
         return offload_skeymgmt_algorithms();
+    case OSSL_OP_STORE:
+        return offload_store_algorithms();
     }
     return NULL;
 }
@@ -173,6 +180,7 @@ static void offload_teardown(void *provctx)
         /* Drain and join the workers before the soft engine goes away. */
         offload_stats_file_stop();
         offload_accel_release();
+        offload_p11_release(); /* the token threads joined, then C_Finalize */
         atomic_store(&offload_running, 0);
         if (offload_ctxstate_count() > 0)
             OFFLOAD_DEBUG("%zu contexts still known at unload", offload_ctxstate_count());
@@ -187,6 +195,7 @@ static void offload_teardown(void *provctx)
         OFFLOAD_DEBUG("unloaded");
     } else {
         offload_accel_release();
+        offload_p11_release();
         offload_soft_release();
     }
     pthread_mutex_unlock(&prov_lock);
@@ -224,6 +233,10 @@ static void log_config(size_t nkm, size_t nsig, size_t nkex, size_t nkem, size_t
     offload_log("stats_file=%s stats_format=%s",
                 active.stats_file[0] != '\0' ? active.stats_file : "(none)",
                 active.stats_format == OFFLOAD_STATS_PROMETHEUS ? "prometheus" : "plain");
+    offload_log("pkcs11_module=%s pkcs11_threads=%u pkcs11_pin_file=%s",
+                active.pkcs11_module[0] != '\0' ? active.pkcs11_module : "(none)",
+                active.pkcs11_threads,
+                active.pkcs11_pin_file[0] != '\0' ? active.pkcs11_pin_file : "(none)");
     offload_log("bound %zu key types, %zu signatures, %zu key exchanges, %zu KEMs, %zu "
                 "asym ciphers, %zu ciphers",
                 nkm, nsig, nkex, nkem, nacip, nciph);
@@ -266,6 +279,26 @@ static void pin_for_tsan(void)
 }
 #endif
 
+/*
+ * The PKCS#11 module (pkcs11.h), process-wide like the accelerator: the
+ * first instance's keys load it. One that cannot be loaded fails the init
+ * like a bad value, on stderr too.
+ */
+static int acquire_pkcs11(void)
+{
+    char err[512];
+
+    if (offload_p11_acquire(&(struct offload_p11_config){active.pkcs11_module,
+                                                         active.pkcs11_threads,
+                                                         active.pkcs11_pin_file},
+                            err, sizeof(err)))
+        return 1;
+    fprintf(stderr, "offload: bad configuration: %s\n", err);
+    OFFLOAD_RAISE(NULL, (int)ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), "%s",
+                  err);
+    return 0;
+}
+
 OSSL_provider_init_fn OSSL_provider_init;
 
 /*
@@ -306,6 +339,11 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             active.workers, active.queue_depth, active.spin_us, active.worker_nice})) {
         offload_soft_release();
         OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "queue of %u requests", active.queue_depth);
+        goto err;
+    }
+    if (!acquire_pkcs11()) {
+        offload_accel_release();
+        offload_soft_release();
         goto err;
     }
     if (prov_instances++ == 0) {

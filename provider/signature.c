@@ -21,12 +21,17 @@
  *                   on the context, so a job abandoned while paused leaves
  *                   nothing for the worker to trip on.
  *   SET_CTX_PARAMS  RSA only: its lenient string params are checked first
+ *   DIGEST_SIGN_UPDATE
+ *                   RSA and ECDSA: with a token key (p11_key.h) the digest
+ *                   is made here and the steps sign it on the token
+ *                   (p11_sign.h); other keys go straight to the default's
  * The MAC signatures (HMAC, SIPHASH, POLY1305, CMAC) get the NEWCTX
  * intercept alone: a microsecond each, on the TLS record path (keymgmt.h).
  * Everything else (verification, digest updates, params, key types) is
  * the default's function, called by libcrypto directly. Verification
  * stays inline: see README ("Why verify runs inline").
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/core_names.h>
@@ -38,6 +43,7 @@
 #include "ctxstate.h"
 #include "keymgmt.h"
 #include "mirror.h"
+#include "p11_sign.h"
 
 struct sig_alg {
     char name[48]; /* its first name, for the log and the reasons */
@@ -54,6 +60,9 @@ struct sig_alg {
     OSSL_FUNC_signature_digest_sign_fn *digest_sign;
     OSSL_FUNC_signature_digest_sign_final_fn *sign_message_final; /* likewise */
     OSSL_FUNC_signature_set_ctx_params_fn *set_ctx_params;
+    OSSL_FUNC_signature_get_ctx_params_fn *get_ctx_params;
+    OSSL_FUNC_signature_digest_sign_update_fn *digest_sign_update;
+    int token; /* RSA, ECDSA: its keys may be token keys (p11_sign.h) */
 };
 
 static struct sig_alg sig_algs[OFFLOAD_SLOTS];
@@ -160,6 +169,23 @@ static int sig_offload(const struct sig_alg *alg, struct offload_ctxstate *s,
     return ret;
 }
 
+/* A signing step with a token key: on the token (p11_sign.h), the job paused meanwhile.
+ */
+static int token_step(const struct sig_alg *alg, struct offload_ctxstate *s, void *ctx,
+                      enum sig_step step, unsigned char *sig, size_t *siglen, size_t need,
+                      const unsigned char *tbs, size_t tbslen)
+{
+    if (step == STEP_SIGN_MESSAGE_FINAL) {
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_PKCS11_UNSUPPORTED,
+                      "%s: the message-signing API (use EVP_DigestSign or EVP_PKEY_sign)",
+                      alg->name);
+        return offload_op_done(OFFLOAD_FAM_SIGNATURE, 0, alg->name, step_names[step]);
+    }
+    return offload_p11_sign(s->ext, ctx, alg->get_ctx_params, step != STEP_SIGN,
+                            step == STEP_DIGEST_SIGN_FINAL ? NULL : tbs, tbslen, sig,
+                            siglen, need, alg->name, step_names[step]);
+}
+
 static int sig_step(size_t slot, enum sig_step step, void *ctx, unsigned char *sig,
                     size_t *siglen, size_t sigsize, const unsigned char *tbs,
                     size_t tbslen)
@@ -196,6 +222,8 @@ static int sig_step(size_t slot, enum sig_step step, void *ctx, unsigned char *s
                       sigsize);
         return 0;
     }
+    if (s->ext != NULL && need > 0)
+        return token_step(alg, s, ctx, step, sig, siglen, need, tbs, tbslen);
     p = need > 0 ? offload_async_path(OFFLOAD_FAM_SIGNATURE, s->cheap)
                  : OFFLOAD_PATH_NO_SIZE;
     if (p == OFFLOAD_PATH_OFFLOADED) {
@@ -289,9 +317,27 @@ static int signing_key(const struct sig_alg *alg, void *ctx, void *key,
     }
     in->s->maxsig = 0;
     in->ref = NULL;
-    if (key == NULL)
+    if (key == NULL) {
+        struct offload_p11_sigctx *c = in->s->ext;
+
+        if (c != NULL) { /* the same token key: a digest-sign init starts a new digest */
+            EVP_MD_CTX_free(c->md);
+            c->md = NULL;
+        }
         return 1;
+    }
     in->s->cheap = offload_key_cheap(alg->rule, key);
+    if (alg->token) {
+        struct offload_p11_key *k = offload_p11_key_get(key);
+        struct offload_p11_sigctx *c = NULL;
+
+        if (k != NULL && (c = offload_p11_sigctx_new(k)) == NULL) {
+            OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a token key's state", alg->name);
+            return 0;
+        }
+        offload_ctxstate_set_ext(in->s, c, offload_p11_sigctx_free,
+                                 offload_p11_sigctx_dup);
+    }
     if (alg->unowned) {
         if ((in->ref = offload_keyref_pin(key)) == NULL) {
             OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "%s: a pin on the key", alg->name);
@@ -337,7 +383,31 @@ static int sig_digest_sign_init(size_t slot, void *ctx, const char *mdname, void
 
     if (!signing_key(alg, ctx, key, &in))
         return 0;
-    return signing_done(&in, alg->digest_sign_init(ctx, mdname, key, params));
+    if (!signing_done(&in, alg->digest_sign_init(ctx, mdname, key, params)))
+        return 0;
+    if (in.s->ext != NULL) { /* a token key: the digest is made here, then signed there */
+        char md[64] = "";
+        OSSL_PARAM p[] = {
+            OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, md, sizeof(md)),
+            OSSL_PARAM_END};
+
+        if (alg->get_ctx_params == NULL || !alg->get_ctx_params(ctx, p) || md[0] == '\0')
+            snprintf(md, sizeof(md), "%s", mdname != NULL ? mdname : "SHA256");
+        return offload_p11_sigctx_digest_init(in.s->ext, md);
+    }
+    return 1;
+}
+
+/* A token key's digest-sign hashes here (the default's own digest stays empty). */
+static int sig_digest_sign_update(size_t slot, void *ctx, const unsigned char *data,
+                                  size_t datalen)
+{
+    struct offload_ctxstate *s = offload_ctxstate_find(ctx);
+    struct offload_p11_sigctx *c = s != NULL ? s->ext : NULL;
+
+    if (c != NULL && c->md != NULL)
+        return EVP_DigestUpdate(c->md, data, datalen);
+    return sig_algs[slot].digest_sign_update(ctx, data, datalen);
 }
 
 /*
@@ -424,6 +494,10 @@ OFFLOAD_TRAMPOLINES(OSSL_FUNC_signature_digest_sign_final_fn, int, sig_sign_mess
                     (ctx, sig, siglen, sigsize))
 OFFLOAD_TRAMPOLINES(OSSL_FUNC_signature_set_ctx_params_fn, int, sig_set_ctx_params,
                     (void *ctx, const OSSL_PARAM params[]), (ctx, params))
+OFFLOAD_TRAMPOLINES(OSSL_FUNC_signature_digest_sign_update_fn, int,
+                    sig_digest_sign_update,
+                    (void *ctx, const unsigned char *data, size_t datalen),
+                    (ctx, data, datalen))
 
 /* ---- binding ---- */
 
@@ -456,6 +530,13 @@ static size_t sig_intercepts(size_t i, const OSSL_ALGORITHM *a,
                                          OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL);
     alg->set_ctx_params = OFFLOAD_FN(OSSL_FUNC_signature_set_ctx_params_fn,
                                      OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS);
+    alg->get_ctx_params = OFFLOAD_FN(OSSL_FUNC_signature_get_ctx_params_fn,
+                                     OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS);
+    alg->digest_sign_update = OFFLOAD_FN(OSSL_FUNC_signature_digest_sign_update_fn,
+                                         OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE);
+    alg->token = alg->get_ctx_params != NULL && alg->digest_sign_update != NULL &&
+                 (offload_first_name_is(a->algorithm_names, "RSA") ||
+                  offload_first_name_is(a->algorithm_names, "ECDSA"));
     /* Without a free of its own, a context cannot be kept alive for a worker. */
     if (alg->newctx == NULL || alg->freectx == NULL)
         return 0;
@@ -478,6 +559,9 @@ static size_t sig_intercepts(size_t i, const OSSL_ALGORITHM *a,
     if (offload_first_name_is(a->algorithm_names, "RSA"))
         ic[n++] =
             OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, sig_set_ctx_params_slot[i]);
+    if (alg->token)
+        ic[n++] = OFFLOAD_ICP(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
+                              sig_digest_sign_update_slot[i]);
     return n;
 }
 

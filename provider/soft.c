@@ -64,6 +64,11 @@ OSSL_PROVIDER *offload_soft_prov(void)
     return S.prov;
 }
 
+OSSL_LIB_CTX *offload_soft_libctx(void)
+{
+    return S.libctx;
+}
+
 const OSSL_ALGORITHM *offload_soft_query(int operation_id)
 {
     int no_cache = 0;

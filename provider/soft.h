@@ -18,6 +18,8 @@ void offload_soft_release(void);
 /* The default provider's context, to pass to its functions. */
 void *offload_soft_provctx(void);
 OSSL_PROVIDER *offload_soft_prov(void);
+/* The private library context (digests of token signatures are fetched there). */
+OSSL_LIB_CTX *offload_soft_libctx(void);
 
 /*
  * The default implementation of |operation_id| whose first name is |name|

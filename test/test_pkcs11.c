@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Token keys through offload (suite pkcs11): a SoftHSM2 token made in a
+ * scratch directory by test/pkcs11_token.sh (RSA-2048, P-256 and P-384
+ * key pairs), loaded by the provider's pkcs11_module key.
+ *
+ *   - a bad URI, a missing token, a wrong PIN and no PIN fail with
+ *     readable reasons (and no crash), before any login;
+ *   - OSSL_STORE_open() on pkcs11: URIs finds the private keys (offload
+ *     keys that HAS reports private) and the public ones;
+ *   - EVP_PKEY_sign (SHA-256 digests: RSA PKCS#1 v1.5, ECDSA P-256 and
+ *     P-384) out of a job, and in jobs in fd and callback mode (paused,
+ *     run by the token threads: counters), verified by the default
+ *     provider alone with the public half;
+ *   - EVP_DigestSign (RSA PKCS#1 v1.5 SHA-384, RSA-PSS SHA-256, ECDSA),
+ *     out of and in a job; a duplicated key signs too;
+ *   - EVP_PKEY_decrypt (RSA PKCS#1 v1.5, OAEP SHA-1) of what the default
+ *     provider encrypted to the public half, out of and in jobs
+ *     (asymcipher counters); OAEP SHA-256 with a label, which SoftHSM
+ *     refuses, fails with the CKR name;
+ *   - ECDH (P-256, P-384) of the token key with a fresh peer, equal to
+ *     the default provider's derive from the other side, out of and in
+ *     jobs (keyexch counters);
+ *   - fork(): the child signs with the parent's key after the module is
+ *     initialised again, out of and in a job;
+ *   - a module that cannot be loaded and bad pkcs11_* values fail the
+ *     provider's load with a reason, and without pkcs11_module a pkcs11:
+ *     URI says so (in a fresh process: the module is process-wide).
+ *
+ * softhsm2 or opensc missing: the test fails (scripts/bootstrap installs them).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/store.h>
+
+#include "common.h"
+#include "harness.h"
+
+#define SOFTHSM    "/usr/lib/softhsm/libsofthsm2.so"
+#define NJOBS      8
+#define TIMEOUT_MS 30000
+#define TOKEN      "pkcs11:token=edge;object="
+#define WITH_PIN   "?pin-value=1234"
+
+static struct {
+    char dir[64];
+    char conf[160];
+    test_env env;
+    OSSL_LIB_CTX *ref;
+    OSSL_PROVIDER *refprov;
+    EVP_PKEY *rsa, *ec, *ec384;
+    unsigned char md[32];
+    int types[8]; /* the OSSL_STORE_INFO types of the last store_load_all */
+} S;
+
+/* ---- helpers ---- */
+
+/* The keys at |uri| (in our library context), at most |max|; how many. */
+static int store_load_all(const char *uri, EVP_PKEY **keys, int max)
+{
+    OSSL_STORE_CTX *st =
+        OSSL_STORE_open_ex(uri, S.env.libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    int n = 0;
+
+    if (st == NULL)
+        return -1;
+    while (n < max && !OSSL_STORE_eof(st)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+
+        if (info == NULL)
+            break;
+        if (n < 8)
+            S.types[n] = OSSL_STORE_INFO_get_type(info);
+        /* A PKEY when the key management's HAS says private, else a PUBKEY. */
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            keys[n++] = OSSL_STORE_INFO_get1_PKEY(info);
+        else if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PUBKEY)
+            keys[n++] = OSSL_STORE_INFO_get1_PUBKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(st);
+    return n;
+}
+
+static EVP_PKEY *store_load_one(const char *uri)
+{
+    EVP_PKEY *k = NULL;
+
+    if (store_load_all(uri, &k, 1) != 1) {
+        test_dump_errors(uri);
+        return NULL;
+    }
+    return k;
+}
+
+/* The last error's reason and data contain |want|; the queue is cleared. */
+static void expect_error(const char *what, const char *want)
+{
+    unsigned long e;
+    const char *data = NULL;
+    int flags = 0;
+    char line[512] = "";
+
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0)
+        snprintf(line, sizeof(line), "%s: %s", ERR_reason_error_string(e) ?: "?",
+                 (flags & ERR_TXT_STRING) && data != NULL ? data : "");
+    printf("%-14s -> %s\n", what, line);
+    if (strstr(line, want) == NULL)
+        fail_msg("%s: the last error \"%s\" does not say \"%s\"", what, line, want);
+}
+
+static uint64_t sig_counter(const char *which)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "offload-%s-%s", OFFLOAD_FAMILY_SIGNATURE, which);
+    return test_counter(S.env.offload, name);
+}
+
+/* Signs S.md with |key| (SHA-256; PKCS#1 v1.5 for RSA) and checks it with the default. */
+static int sign_and_verify(EVP_PKEY *key)
+{
+    unsigned char sig[512];
+    size_t siglen = sizeof(sig);
+
+    if (!test_sha256_sign(S.env.libctx, key, NULL, S.md, sig, &siglen)) {
+        test_dump_errors("token sign");
+        return 0;
+    }
+    if (test_sha256_verify(S.ref, key, NULL, S.md, sig, siglen) != 1) {
+        fprintf(stderr, "token signature (%zu bytes) does not verify\n", siglen);
+        return 0;
+    }
+    return 1;
+}
+
+static int sign_job(void *arg)
+{
+    return sign_and_verify(arg);
+}
+
+/* EVP_DigestSign of |msg| with |md| (and PSS when |pss|), checked by the default. */
+static int digest_sign_and_verify(EVP_PKEY *key, const char *md, int pss)
+{
+    static const unsigned char msg[] = "a message signed by the token";
+    unsigned char sig[512];
+    size_t siglen = sizeof(sig);
+    EVP_MD_CTX *m = EVP_MD_CTX_new(), *v = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pc = NULL;
+    int ok = m != NULL && v != NULL &&
+             EVP_DigestSignInit_ex(m, &pc, md, S.env.libctx, NULL, key, NULL) > 0 &&
+             (!pss || EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) > 0) &&
+             EVP_DigestSign(m, sig, &siglen, msg, sizeof(msg)) > 0;
+
+    if (!ok)
+        test_dump_errors("token digest-sign");
+    ok = ok && EVP_DigestVerifyInit_ex(v, &pc, md, S.ref, NULL, key, NULL) > 0 &&
+         (!pss || EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) > 0) &&
+         EVP_DigestVerify(v, sig, siglen, msg, sizeof(msg)) == 1;
+    EVP_MD_CTX_free(m);
+    EVP_MD_CTX_free(v);
+    return ok;
+}
+
+static int digest_sign_job(void *arg)
+{
+    return digest_sign_and_verify(arg, "SHA256", 0);
+}
+
+/*
+ * Encrypts with the public half under the default provider alone, then
+ * decrypts with the token key through offload: PKCS#1 v1.5, OAEP with
+ * SHA-1 (|oaep| 1), or OAEP with SHA-256 and a label (|oaep| 2: SoftHSM
+ * 2.6 refuses both, "hashAlg must be CKM_SHA_1", "pSourceData must be NULL").
+ */
+static int decrypt_roundtrip(EVP_PKEY *key, int oaep)
+{
+    static const unsigned char msg[] = "a premaster secret";
+    unsigned char ct[512], pt[512];
+    size_t ctlen = sizeof(ct), ptlen = sizeof(pt);
+    EVP_PKEY_CTX *e = EVP_PKEY_CTX_new_from_pkey(S.ref, key, NULL);
+    EVP_PKEY_CTX *d = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, key, NULL);
+    int ok = e != NULL && d != NULL && EVP_PKEY_encrypt_init(e) > 0 &&
+             EVP_PKEY_decrypt_init(d) > 0;
+
+    if (ok && oaep) {
+        ok = EVP_PKEY_CTX_set_rsa_padding(e, RSA_PKCS1_OAEP_PADDING) > 0 &&
+             EVP_PKEY_CTX_set_rsa_padding(d, RSA_PKCS1_OAEP_PADDING) > 0;
+        if (ok && oaep == 2)
+            ok = EVP_PKEY_CTX_set_rsa_oaep_md_name(e, "SHA256", NULL) > 0 &&
+                 EVP_PKEY_CTX_set_rsa_oaep_md_name(d, "SHA256", NULL) > 0 &&
+                 EVP_PKEY_CTX_set0_rsa_oaep_label(e, OPENSSL_strdup("label"), 5) > 0 &&
+                 EVP_PKEY_CTX_set0_rsa_oaep_label(d, OPENSSL_strdup("label"), 5) > 0;
+    }
+    ok = ok && EVP_PKEY_encrypt(e, ct, &ctlen, msg, sizeof(msg)) > 0;
+    if (ok && EVP_PKEY_decrypt(d, pt, &ptlen, ct, ctlen) <= 0) {
+        if (oaep != 2)
+            test_dump_errors("token decrypt");
+        ok = 0;
+    }
+    ok = ok && ptlen == sizeof(msg) && memcmp(pt, msg, ptlen) == 0;
+    EVP_PKEY_CTX_free(e);
+    EVP_PKEY_CTX_free(d);
+    return ok;
+}
+
+static int decrypt_job(void *arg)
+{
+    return decrypt_roundtrip(arg, 1) && decrypt_roundtrip(arg, 0);
+}
+
+/*
+ * ECDH: the token key with a fresh peer (made by the default provider
+ * alone, on |key|'s curve) through offload, against the peer's private
+ * key with the token key's public half under the default provider.
+ */
+static int derive_matches(EVP_PKEY *key)
+{
+    char group[64];
+    EVP_PKEY *peer = NULL;
+    EVP_PKEY_CTX *a = NULL, *b = NULL;
+    unsigned char s1[128], s2[128];
+    size_t l1 = sizeof(s1), l2 = sizeof(s2);
+    int ok = EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                            sizeof(group), NULL) &&
+             (peer = EVP_PKEY_Q_keygen(S.ref, NULL, "EC", group)) != NULL &&
+             (a = EVP_PKEY_CTX_new_from_pkey(S.env.libctx, key, NULL)) != NULL &&
+             (b = EVP_PKEY_CTX_new_from_pkey(S.ref, peer, NULL)) != NULL &&
+             EVP_PKEY_derive_init(a) > 0 && EVP_PKEY_derive_set_peer(a, peer) > 0 &&
+             EVP_PKEY_derive_init(b) > 0 && EVP_PKEY_derive_set_peer(b, key) > 0;
+
+    if (ok && EVP_PKEY_derive(a, s1, &l1) <= 0) {
+        test_dump_errors("token derive");
+        ok = 0;
+    }
+    ok = ok && EVP_PKEY_derive(b, s2, &l2) > 0 && l1 == l2 && memcmp(s1, s2, l1) == 0;
+    EVP_PKEY_CTX_free(a);
+    EVP_PKEY_CTX_free(b);
+    EVP_PKEY_free(peer);
+    return ok;
+}
+
+static int derive_job(void *arg)
+{
+    return derive_matches(arg);
+}
+
+/* |n| jobs running |fn| on |key| in fd (|cb| 0) or callback mode; 1 when all did. */
+static int run_jobs(int (*fn)(void *), EVP_PKEY *key, size_t n, int cb)
+{
+    struct hjob *jobs = hjobs_new(n);
+    size_t i;
+    int ok;
+
+    if (jobs == NULL)
+        return 0;
+    for (i = 0; i < n; i++) {
+        jobs[i].fn = fn;
+        jobs[i].arg = key;
+    }
+    ok = cb ? h_run_cb_loop(jobs, n, TIMEOUT_MS, NULL, NULL, NULL)
+            : h_run_fd_loop(jobs, n, TIMEOUT_MS, NULL, NULL);
+    for (i = 0; ok && i < n; i++)
+        ok = jobs[i].done && jobs[i].ret == 1;
+    hjobs_free(jobs, n);
+    return ok;
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+    const char *script = getenv("OFFLOAD_PKCS11_TOKEN_SH");
+    char cmd[512], lines[512];
+
+    (void)state;
+    snprintf(S.dir, sizeof(S.dir), "/tmp/offload-p11-XXXXXX");
+    if (mkdtemp(S.dir) == NULL || script == NULL) {
+        fprintf(stderr,
+                "no scratch dir, or OFFLOAD_PKCS11_TOKEN_SH unset (meson sets it)\n");
+        return -1;
+    }
+    snprintf(cmd, sizeof(cmd), "bash '%s' '%s'", script, S.dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "%s failed: softhsm2 and opensc are needed\n", cmd);
+        return -1;
+    }
+    snprintf(S.conf, sizeof(S.conf), "%s/softhsm2.conf", S.dir);
+    setenv("SOFTHSM2_CONF", S.conf, 1);
+    snprintf(lines, sizeof(lines), "pkcs11_module = %s\npkcs11_threads = 4\n", SOFTHSM);
+    if (!test_env_open(&S.env, lines))
+        return -1;
+    S.ref = test_ref_open(&S.refprov);
+    memset(S.md, 0x5a, sizeof(S.md));
+    return S.ref != NULL ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    EVP_PKEY_free(S.rsa);
+    EVP_PKEY_free(S.ec);
+    EVP_PKEY_free(S.ec384);
+    test_ref_close(S.ref, S.refprov);
+    test_env_close(&S.env);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", S.dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- the tests, in order: the failures first, before any login ---- */
+
+static void test_bad_uri(void **state)
+{
+    (void)state;
+    ERR_clear_error();
+    assert_null(OSSL_STORE_open_ex("pkcs11:token=edge;colour=red", S.env.libctx, NULL,
+                                   NULL, NULL, NULL, NULL, NULL));
+    expect_error("bad URI", "unknown path attribute \"colour\"");
+    assert_null(OSSL_STORE_open_ex("pkcs11:object=%zz", S.env.libctx, NULL, NULL, NULL,
+                                   NULL, NULL, NULL));
+    expect_error("bad escape", "bad percent-encoding");
+}
+
+static void test_missing_token(void **state)
+{
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    ERR_clear_error();
+    assert_true(store_load_all("pkcs11:token=nope;object=tls-rsa" WITH_PIN, &k, 1) <= 0);
+    expect_error("missing token", "no such PKCS#11 token: token=nope");
+}
+
+static void test_wrong_pin(void **state)
+{
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    ERR_clear_error();
+    assert_true(store_load_all(TOKEN "tls-rsa;type=private?pin-value=9999", &k, 1) <= 0);
+    expect_error("wrong PIN", "C_Login: CKR_PIN_INCORRECT");
+}
+
+static void test_no_pin(void **state)
+{
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    ERR_clear_error();
+    assert_true(store_load_all(TOKEN "tls-rsa;type=private", &k, 1) <= 0);
+    expect_error("no PIN", "not logged in: no PIN given");
+}
+
+static void test_store_finds_keys(void **state)
+{
+    char uri[256];
+    EVP_PKEY *pub, *keys[8];
+    int n, i;
+
+    (void)state;
+    /* The PIN from a pin-source file; the slot stays logged in after. */
+    snprintf(uri, sizeof(uri), TOKEN "tls-rsa;type=private?pin-source=file:%s/pin",
+             S.dir);
+    assert_non_null(S.rsa = store_load_one(uri));
+    assert_non_null(S.ec = store_load_one(TOKEN "tls-ec;type=private" WITH_PIN));
+    assert_non_null(S.ec384 = store_load_one("pkcs11:token=edge;id=%03;type=private"));
+    assert_true(EVP_PKEY_is_a(S.rsa, "RSA"));
+    assert_int_equal(EVP_PKEY_get_bits(S.rsa), 2048);
+    assert_true(EVP_PKEY_is_a(S.ec, "EC"));
+    assert_int_equal(EVP_PKEY_get_bits(S.ec384), 384);
+    assert_true(test_pkey_in(S.rsa, OFFLOAD_PROVIDER_NAME));
+    assert_int_equal(S.types[0], OSSL_STORE_INFO_PKEY); /* private: on the token */
+    /* The public half alone: an ordinary public key, the same as the private's. */
+    assert_non_null(pub = store_load_one(TOKEN "tls-rsa;type=public"));
+    assert_int_equal(S.types[0], OSSL_STORE_INFO_PUBKEY);
+    assert_int_equal(EVP_PKEY_eq(pub, S.rsa), 1);
+    EVP_PKEY_free(pub);
+    /* No type: private keys first, then public ones. */
+    n = store_load_all("pkcs11:token=edge", keys, 8);
+    printf("pkcs11:token=edge -> %d keys\n", n);
+    assert_int_equal(n, 6);
+    for (i = 0; i < n; i++)
+        assert_int_equal(S.types[i],
+                         i < 3 ? OSSL_STORE_INFO_PKEY : OSSL_STORE_INFO_PUBKEY);
+    for (i = 0; i < n; i++)
+        EVP_PKEY_free(keys[i]);
+}
+
+static void test_sign_outside_job(void **state)
+{
+    uint64_t inl = sig_counter("inline"), off = sig_counter("offloaded");
+
+    (void)state;
+    assert_true(sign_and_verify(S.rsa));
+    assert_true(sign_and_verify(S.ec));
+    assert_true(sign_and_verify(S.ec384));
+    assert_int_equal(sig_counter("inline") - inl, 3);
+    assert_int_equal(sig_counter("offloaded") - off, 0);
+}
+
+static void jobs_on_token(int cb)
+{
+    EVP_PKEY *keys[] = {S.rsa, S.ec, S.ec384};
+    uint64_t off = sig_counter("offloaded"), done = sig_counter("completed");
+    uint64_t pauses = sig_counter("pauses"), failed = sig_counter("failed");
+    size_t i;
+
+    for (i = 0; i < 3; i++)
+        assert_true(run_jobs(sign_job, keys[i], NJOBS, cb));
+    /* Every one went to the token threads and paused its job, whatever its cost. */
+    assert_int_equal(sig_counter("offloaded") - off, 3 * NJOBS);
+    assert_int_equal(sig_counter("completed") - done, 3 * NJOBS);
+    assert_true(sig_counter("pauses") - pauses >= 3 * NJOBS);
+    assert_int_equal(sig_counter("failed") - failed, 0);
+}
+
+static void test_sign_in_jobs_fd(void **state)
+{
+    (void)state;
+    jobs_on_token(0);
+}
+
+static void test_sign_in_jobs_callback(void **state)
+{
+    (void)state;
+    jobs_on_token(1);
+}
+
+static void test_digest_sign(void **state)
+{
+    uint64_t off = sig_counter("offloaded");
+    EVP_PKEY *dup;
+
+    (void)state;
+    assert_true(digest_sign_and_verify(S.rsa, "SHA384", 0));
+    assert_true(digest_sign_and_verify(S.rsa, "SHA256", 1));
+    assert_true(digest_sign_and_verify(S.ec, "SHA256", 0));
+    assert_true(digest_sign_and_verify(S.ec384, "SHA384", 0));
+    assert_true(run_jobs(digest_sign_job, S.rsa, 2, 0));
+    assert_true(run_jobs(digest_sign_job, S.ec, 2, 1));
+    assert_int_equal(sig_counter("offloaded") - off, 4);
+    /* A duplicate is linked to the same token object. */
+    assert_non_null(dup = EVP_PKEY_dup(S.rsa));
+    assert_true(sign_and_verify(dup));
+    EVP_PKEY_free(dup);
+}
+
+static uint64_t acip_counter(const char *which)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "offload-%s-%s", OFFLOAD_FAMILY_ASYMCIPHER, which);
+    return test_counter(S.env.offload, name);
+}
+
+static void test_decrypt(void **state)
+{
+    uint64_t inl = acip_counter("inline"), off = acip_counter("offloaded");
+    uint64_t done = acip_counter("completed");
+
+    (void)state;
+    assert_true(decrypt_roundtrip(S.rsa, 0));
+    assert_true(decrypt_roundtrip(S.rsa, 1));
+    assert_int_equal(acip_counter("inline") - inl, 2);
+    /* The token's refusal is a readable error naming the call. */
+    ERR_clear_error();
+    assert_false(decrypt_roundtrip(S.rsa, 2));
+    expect_error("OAEP SHA-256", "C_DecryptInit: CKR_ARGUMENTS_BAD");
+    assert_true(run_jobs(decrypt_job, S.rsa, 2, 0));
+    assert_true(run_jobs(decrypt_job, S.rsa, 2, 1));
+    assert_int_equal(acip_counter("offloaded") - off, 8);
+    assert_int_equal(acip_counter("inline") - inl, 3);
+    assert_int_equal(acip_counter("completed") - done, 8);
+}
+
+static uint64_t kex_counter(const char *which)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "offload-%s-%s", OFFLOAD_FAMILY_KEYEXCH, which);
+    return test_counter(S.env.offload, name);
+}
+
+static void test_derive(void **state)
+{
+    uint64_t inl = kex_counter("inline"), off = kex_counter("offloaded");
+    uint64_t failed = kex_counter("failed");
+
+    (void)state;
+    assert_true(derive_matches(S.ec));
+    assert_true(derive_matches(S.ec384));
+    assert_int_equal(kex_counter("inline") - inl, 2);
+    assert_true(run_jobs(derive_job, S.ec, 2, 0));
+    assert_true(run_jobs(derive_job, S.ec384, 2, 1));
+    assert_int_equal(kex_counter("offloaded") - off, 4);
+    assert_int_equal(kex_counter("failed") - failed, 0);
+}
+
+static void test_fork(void **state)
+{
+    pid_t pid;
+    int status;
+
+    (void)state;
+    assert_true(sign_and_verify(S.rsa)); /* the parent's session and login are in use */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The module is initialised again and logged in again before this. */
+        int ok = sign_and_verify(S.rsa) && sign_and_verify(S.ec) &&
+                 run_jobs(sign_job, S.rsa, 2, 0) && run_jobs(sign_job, S.ec384, 2, 1);
+
+        if (!ok)
+            fprintf(stderr, "fork: the child could not sign\n");
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(sign_and_verify(S.ec)); /* the parent carries on */
+}
+
+/* ---- the module keys in a fresh process (this program again) ---- */
+
+/*
+ * Loads offload in a fresh library context with |line| in its section
+ * (no "activate": OSSL_PROVIDER_load runs the init, so its errors stay on
+ * the queue) and prints them; 0 when the load failed.
+ */
+static int load_with(const char *line)
+{
+    char path[] = "/tmp/offload-p11conf-XXXXXX";
+    int fd = mkstemp(path), loaded;
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+    OSSL_PROVIDER *prov = NULL;
+    FILE *f;
+
+    if (fd < 0 || ctx == NULL || (f = fdopen(fd, "w")) == NULL)
+        return 1;
+    fprintf(f,
+            "openssl_conf = init\n[init]\nproviders = provs\n[provs]\noffload = offl\n"
+            "[offl]\nmodule = offload.so\n%s\n",
+            line);
+    fclose(f);
+    ERR_clear_error();
+    if (OSSL_LIB_CTX_load_config(ctx, path) > 0)
+        prov = OSSL_PROVIDER_load(ctx, OFFLOAD_PROVIDER_NAME);
+    unlink(path);
+    loaded = prov != NULL;
+    ERR_print_errors_fp(stdout);
+    OSSL_PROVIDER_unload(prov);
+    OSSL_LIB_CTX_free(ctx);
+    return loaded;
+}
+
+/* Each bad key fails the load (config.c and the module's dlopen), with a reason. */
+static int child_bad_config(void)
+{
+    static const char *const lines[] = {
+        "pkcs11_module = /nonexistent/libnope.so",
+        "pkcs11_threads = 0",
+        "pkcs11_threads = many",
+        "pkcs11_pin_file = relative/pin",
+        "pkcs11_module = /etc/hostname", /* not a shared object */
+    };
+    size_t i;
+    int bad = 0;
+
+    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        if (load_with(lines[i])) {
+            fprintf(stderr, "%s: the provider loaded\n", lines[i]);
+            bad = 1;
+        }
+    return bad;
+}
+
+static int child_no_module(void)
+{
+    test_env env;
+    OSSL_STORE_CTX *st;
+    unsigned long e;
+    const char *data = NULL;
+    int flags = 0, seen = 0;
+
+    if (!test_env_open(&env, NULL))
+        return 1;
+    ERR_clear_error();
+    st = OSSL_STORE_open_ex(TOKEN "tls-rsa", env.libctx, NULL, NULL, NULL, NULL, NULL,
+                            NULL);
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        const char *r = ERR_reason_error_string(e);
+
+        printf("no module     -> %s: %s\n", r ? r : "?",
+               flags & ERR_TXT_STRING ? data : "");
+        seen |= r != NULL && strcmp(r, "no PKCS#11 module configured") == 0;
+    }
+    OSSL_STORE_close(st);
+    test_env_close(&env);
+    return st == NULL && seen ? 0 : 1;
+}
+
+/* Runs this program with |mode|; its output (stdout and stderr) into |out|. */
+static int run_self(const char *mode, char *out, size_t len)
+{
+    char cmd[512];
+    FILE *p;
+    size_t n = 0;
+    int st;
+
+    /* OFFLOAD_PKCS11_CHILD: a child never runs the suite (and never forks again). */
+    snprintf(cmd, sizeof(cmd), "OFFLOAD_PKCS11_CHILD=1 '/proc/%d/exe' %s 2>&1",
+             (int)getpid(), mode);
+    if ((p = popen(cmd, "r")) == NULL)
+        return -1;
+    while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
+        n += strlen(out + n);
+    out[n] = '\0';
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_module_config(void **state)
+{
+    char out[4096];
+
+    (void)state;
+    assert_int_equal(run_self("bad-config", out, sizeof(out)), 0);
+    printf("%s", out);
+    assert_non_null(
+        strstr(out, "pkcs11_module = \"/nonexistent/libnope.so\": cannot load"));
+    assert_non_null(
+        strstr(out, "pkcs11_threads = \"0\": expected an integer from 1 to 1024"));
+    assert_non_null(strstr(out, "pkcs11_threads = \"many\""));
+    assert_non_null(
+        strstr(out, "pkcs11_pin_file = \"relative/pin\": expected an absolute"));
+    assert_non_null(strstr(out, "pkcs11_module = \"/etc/hostname\": cannot load"));
+    assert_int_equal(run_self("no-module", out, sizeof(out)), 0);
+    printf("%s", out);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_uri),
+        cmocka_unit_test(test_missing_token),
+        cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_no_pin),
+        cmocka_unit_test(test_store_finds_keys),
+        cmocka_unit_test(test_sign_outside_job),
+        cmocka_unit_test(test_sign_in_jobs_fd),
+        cmocka_unit_test(test_sign_in_jobs_callback),
+        cmocka_unit_test(test_digest_sign),
+        cmocka_unit_test(test_decrypt),
+        cmocka_unit_test(test_derive),
+        cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_module_config),
+    };
+
+    if (argc > 1 && strcmp(argv[1], "bad-config") == 0)
+        return child_bad_config();
+    if (argc > 1 && strcmp(argv[1], "no-module") == 0)
+        return child_no_module();
+    if (argc > 1 || getenv("OFFLOAD_PKCS11_CHILD") != NULL) {
+        fprintf(stderr, "usage: %s [bad-config | no-module]\n", argv[0]);
+        return 2;
+    }
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
