@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
 
@@ -103,14 +104,20 @@ static void test_worker_nice(void **state)
 {
     test_env env;
     char conf[128];
-    int mine = getpriority(PRIO_PROCESS, 0);
+    int mine = getpriority(PRIO_PROCESS, 0), i;
 
     (void)state;
     snprintf(conf, sizeof(conf), "workers = %d\nworker_nice = %d\n", WORKERS, NICE);
     assert_int_not_equal(mine, NICE);
     assert_true(test_env_open(&env, conf));
     run_jobs(&env);
-    /* The workers, and no thread of ours: this one kept its own value. */
+    /*
+     * The workers, and no thread of ours: this one kept its own value. A
+     * worker sets its nice value as it starts; on a loaded machine one may
+     * not have run yet when the jobs are done, so wait for it (10 s at most).
+     */
+    for (i = 0; i < 1000 && threads_at(NICE) < WORKERS; i++)
+        usleep(10000);
     assert_int_equal(threads_at(NICE), WORKERS);
     assert_int_equal(getpriority(PRIO_PROCESS, 0), mine);
     test_env_close(&env);
