@@ -8,6 +8,7 @@
 #include <string.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <openssl/err.h>
 
@@ -522,17 +523,30 @@ static int count_dir(const char *path)
     return n;
 }
 
-static void *nothing(void *arg)
+static void *note_tid(void *arg)
 {
-    return arg;
+    *(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+    return NULL;
 }
 
 void h_settle_threads(void)
 {
+    char path[64];
+    pid_t tid = 0;
     pthread_t t;
+    int i;
 
-    if (pthread_create(&t, NULL, nothing, NULL) == 0)
-        pthread_join(t, NULL);
+    if (pthread_create(&t, NULL, note_tid, &tid) != 0)
+        return;
+    pthread_join(t, NULL);
+    /*
+     * pthread_join returns once the thread's tid is cleared, a moment
+     * before the kernel drops its task: wait for /proc to forget it too,
+     * or the count taken next includes it (5 s at most).
+     */
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+    for (i = 0; tid > 0 && i < 5000 && access(path, F_OK) == 0; i++)
+        usleep(1000);
 }
 
 int h_count_threads(void)
