@@ -554,6 +554,17 @@ int h_count_threads(void)
     return count_dir("/proc/self/task");
 }
 
+int h_wait_threads(int want)
+{
+    int i, n = h_count_threads();
+
+    for (i = 0; n != want && i < 5000; i++) {
+        usleep(1000);
+        n = h_count_threads();
+    }
+    return n;
+}
+
 int h_count_fds(void)
 {
     int n = count_dir("/proc/self/fd");

@@ -147,6 +147,14 @@ void h_sleep_ms(unsigned ms);
  */
 void h_settle_threads(void);
 
+/*
+ * h_count_threads() once it equals want, or after 5 s whatever it is then:
+ * a joined thread stays in /proc/self/task a moment after pthread_join.
+ * A thread that was not joined never leaves, so the caller's assertion
+ * still fails.
+ */
+int h_wait_threads(int want);
+
 /* Entries of /proc/self/task (threads) and /proc/self/fd (minus the dir's own). */
 int h_count_threads(void);
 int h_count_fds(void);

@@ -264,7 +264,7 @@ static void give_up(struct hjob *jobs, struct task *tasks, size_t n)
 
 static void assert_baseline(const char *when)
 {
-    int threads = h_count_threads(), fds = h_count_fds();
+    int threads = h_wait_threads(S.threads0), fds = h_count_fds();
 
     if (threads != S.threads0 || fds != S.fds0)
         fail_msg("%s: %d threads (%d before the first load), %d fds (%d before)", when,

@@ -601,7 +601,7 @@ static int child_unload(struct hjob *busy)
     test_ref_close(S.defctx, S.defprov);
     test_env_close(&S.env);
     ASYNC_cleanup_thread();
-    n = h_count_threads();
+    n = h_wait_threads(base);
     if (n != base)
         fprintf(stderr, "child: %d threads after unloading, %d at the fork\n", n, base);
     CHILD_CHECK(n == base);

@@ -217,9 +217,12 @@ static void test_many_in_flight(void **state)
         off0 + paused);
     assert_int_equal(h_count_fds(), fds0);
     /* The application threads are gone; the workers may have started meanwhile. */
-    assert_int_equal(h_count_threads(),
-                     threads0 - workers0 +
-                         (int)test_counter(S.env.offload, OFFLOAD_PARAM_WORKERS));
+    {
+        int want =
+            threads0 - workers0 + (int)test_counter(S.env.offload, OFFLOAD_PARAM_WORKERS);
+
+        assert_int_equal(h_wait_threads(want), want);
+    }
 }
 
 /* ---- long_run ---- */
@@ -380,7 +383,7 @@ static void test_long_run(void **state)
     free(lr.ref);
     free(lr.rss);
     assert_int_equal(h_count_fds(), fds0);
-    assert_int_equal(h_count_threads(), threads0);
+    assert_int_equal(h_wait_threads(threads0), threads0);
 }
 
 /* ---- setup ---- */

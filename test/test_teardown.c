@@ -199,7 +199,7 @@ static size_t start_all(struct hjob *jobs, size_t n)
 /* The process is back to what it was before the first load. */
 static void assert_baseline(const char *when)
 {
-    int threads = h_count_threads(), fds = h_count_fds();
+    int threads = h_wait_threads(S.threads0), fds = h_count_fds();
 
     if (threads != S.threads0 || fds != S.fds0)
         fail_msg("%s: %d threads (%d before the first load), %d fds (%d before)", when,

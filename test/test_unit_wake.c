@@ -299,7 +299,7 @@ static void test_accel_release_joins(void **state)
     }
     offload_accel_release();
     assert_int_equal(offload_accel_workers(), 0);
-    assert_int_equal(h_count_threads(), nthreads0);
+    assert_int_equal(h_wait_threads(nthreads0), nthreads0);
     assert_int_equal(offload_accel_in_flight(), 0);
     for (i = 0; i < 8; i++) {
         assert_true(offload_req_done(req[i]));
