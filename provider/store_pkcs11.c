@@ -176,10 +176,25 @@ static int search(struct store_ctx *c, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw
     return 1;
 }
 
+static int load_one(struct store_ctx *c, OSSL_CALLBACK *object_cb, void *object_cbarg,
+                    OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg);
+
+/* A LOAD's token calls, with no SIGPIPE if a remote token's server is gone. */
 static int store_load(void *ctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
                       OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
-    struct store_ctx *c = ctx;
+    struct offload_p11_nopipe np;
+    int ok;
+
+    offload_p11_nopipe_begin(&np);
+    ok = load_one(ctx, object_cb, object_cbarg, pw_cb, pw_cbarg);
+    offload_p11_nopipe_end(&np);
+    return ok;
+}
+
+static int load_one(struct store_ctx *c, OSSL_CALLBACK *object_cb, void *object_cbarg,
+                    OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
     CK_SESSION_HANDLE s;
 
     if (!c->searched) {
