@@ -2,8 +2,10 @@
 # shellcheck shell=bash disable=SC2034 # P11_*: the sourcing script's
 # A remote PKCS#11 token for the tests: source it (after lib.sh), then
 #
-#   p11_remote_start DIR    makes the SoftHSM2 token of test/pkcs11_token.sh
-#                           in DIR and exports it with `p11-kit server` on
+#   p11_remote_start DIR [TOKENDIR]
+#                           makes the SoftHSM2 token of test/pkcs11_token.sh
+#                           in DIR (or serves the one made before in
+#                           TOKENDIR) and exports it with `p11-kit server` on
 #                           DIR/p11.sock; exports P11_KIT_SERVER_ADDRESS
 #                           and SOFTHSM2_CONF, sets P11_SERVER_PID (a
 #                           process group leader: the server forks a
@@ -25,7 +27,7 @@ p11_kit_version() {
 }
 
 p11_remote_start() {
-    local dir=$1 i pid
+    local dir=$1 tokdir=${2:-$1} i pid
     local here
     here=$(dirname "${BASH_SOURCE[0]}")
     for tool in p11-kit setsid pkcs11-tool; do
@@ -34,8 +36,10 @@ p11_remote_start() {
     done
     [ -f "$P11_CLIENT" ] ||
         { echo "FAIL: $P11_CLIENT is missing (p11-kit-modules)"; return 1; }
-    bash "$here/pkcs11_token.sh" "$dir" || { echo "FAIL: cannot make the token"; return 1; }
-    export SOFTHSM2_CONF=$dir/softhsm2.conf
+    if [ $# -lt 2 ]; then
+        bash "$here/pkcs11_token.sh" "$dir" || { echo "FAIL: cannot make the token"; return 1; }
+    fi
+    export SOFTHSM2_CONF=$tokdir/softhsm2.conf
     # setsid: the server leads its own process group (run from a script, with
     # no job control, setsid execs in place, so $! is the server's pid).
     XDG_RUNTIME_DIR=$dir setsid p11-kit server -f --provider "$P11_SOFTHSM" \
