@@ -34,6 +34,7 @@ static ERR_STRING_DATA reason_strings[] = {
     {OFFLOAD_R_PKCS11_NO_OBJECT, "no such PKCS#11 object"},
     {OFFLOAD_R_PKCS11_UNSUPPORTED, "not supported with a PKCS#11 key"},
     {OFFLOAD_R_BAD_URI, "bad PKCS#11 URI"},
+    {OFFLOAD_R_BAD_URI_FILE, "bad PKCS#11 key-URI file"},
     {0, NULL}};
 static ERR_STRING_DATA lib_name[] = {{0, OFFLOAD_PROVIDER_NAME}, {0, NULL}};
 static _Atomic int err_lib; /* 0 until registered */

@@ -29,6 +29,7 @@ enum {
     OFFLOAD_R_PKCS11_NO_OBJECT,
     OFFLOAD_R_PKCS11_UNSUPPORTED,
     OFFLOAD_R_BAD_URI,
+    OFFLOAD_R_BAD_URI_FILE,
 };
 
 /* Registers the library and its strings (first init, under the core's lock). */

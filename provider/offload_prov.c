@@ -20,6 +20,7 @@
 #include "async.h"
 #include "config.h"
 #include "ctxstate.h"
+#include "decoder_p11uri.h"
 #include "errors.h"
 #include "families.h"
 #include "mirror.h"
@@ -165,6 +166,8 @@ static const OSSL_ALGORITHM *offload_query_operation(void *provctx, int operatio
         return offload_skeymgmt_algorithms();
     case OSSL_OP_STORE:
         return offload_store_algorithms();
+    case OSSL_OP_DECODER:
+        return offload_decoder_algorithms();
     }
     return NULL;
 }
@@ -191,6 +194,7 @@ static void offload_teardown(void *provctx)
         offload_kem_unbind();
         offload_asym_cipher_unbind();
         offload_soft_release();
+        offload_decoder_release();
         offload_errors_unload();
         OFFLOAD_DEBUG("unloaded");
     } else {
@@ -312,6 +316,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx)
 {
     struct offload_config cfg;
+    const OSSL_DISPATCH *core = in;
 
     for (; in->function_id != 0; in++)
         if (in->function_id == OSSL_FUNC_CORE_GET_PARAMS)
@@ -344,6 +349,15 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (!acquire_pkcs11()) {
         offload_accel_release();
         offload_soft_release();
+        goto err;
+    }
+    /* The decoders of key-URI files read libcrypto's BIOs through the core's functions.
+     */
+    if (prov_instances == 0 && !offload_decoder_init(handle, core)) {
+        offload_p11_release();
+        offload_accel_release();
+        offload_soft_release();
+        OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "a library context for the decoders' BIOs");
         goto err;
     }
     if (prov_instances++ == 0) {

@@ -110,14 +110,18 @@ static int call_once(struct offload_p11_call *c, CK_RV *rvp)
 static int call_run(struct offload_req *req)
 {
     struct offload_p11_call *c = offload_p11_call_of(req);
+    struct offload_p11_nopipe np;
     CK_RV rv;
+    int ok;
 
-    if (call_once(c, &rv))
-        return 1;
-    if (rv != CKR_KEY_HANDLE_INVALID && rv != CKR_OBJECT_HANDLE_INVALID)
-        return 0;
-    atomic_store(&c->key->gen, 0); /* found again, once */
-    return call_once(c, &rv);
+    offload_p11_nopipe_begin(&np); /* a remote token's server may be gone */
+    ok = call_once(c, &rv);
+    if (!ok && (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)) {
+        atomic_store(&c->key->gen, 0); /* found again, once */
+        ok = call_once(c, &rv);
+    }
+    offload_p11_nopipe_end(&np);
+    return ok;
 }
 
 static void call_release(struct offload_req *req)

@@ -35,7 +35,14 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void *token_main(void *arg)
 {
+    sigset_t pipe;
+
     (void)arg;
+    /* A remote module's write to a server that has gone fails with EPIPE here (pkcs11.h).
+     */
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     pthread_mutex_lock(&T.lock);
     for (;;) {
         struct offload_req *req = offload_queue_pop(&T.q);

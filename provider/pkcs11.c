@@ -144,6 +144,31 @@ void offload_p11_raise(const char *file, int line, const char *func, const char 
                   what != NULL ? ": " : "", what != NULL ? what : "");
 }
 
+/* ---- SIGPIPE ---- */
+
+void offload_p11_nopipe_begin(struct offload_p11_nopipe *np)
+{
+    sigset_t pipe, pending;
+
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    np->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe, &np->old);
+}
+
+void offload_p11_nopipe_end(struct offload_p11_nopipe *np)
+{
+    sigset_t pipe, pending;
+    const struct timespec now = {0, 0};
+
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    if (!np->was_pending && sigpending(&pending) == 0 &&
+        sigismember(&pending, SIGPIPE) == 1)
+        sigtimedwait(&pipe, NULL, &now); /* ours: taken before it can be delivered */
+    pthread_sigmask(SIG_SETMASK, &np->old, NULL);
+}
+
 /* ---- the module ---- */
 
 static void thread_gone(void *arg);
@@ -151,10 +176,24 @@ static void thread_gone(void *arg);
 static CK_RV initialize(CK_FUNCTION_LIST *f)
 {
     CK_C_INITIALIZE_ARGS args;
+    struct offload_p11_nopipe np;
+    CK_RV rv;
 
     memset(&args, 0, sizeof(args));
     args.flags = CKF_OS_LOCKING_OK;
-    return f->C_Initialize(&args);
+    offload_p11_nopipe_begin(&np);
+    rv = f->C_Initialize(&args);
+    offload_p11_nopipe_end(&np);
+    return rv;
+}
+
+static void finalize(CK_FUNCTION_LIST *f)
+{
+    struct offload_p11_nopipe np;
+
+    offload_p11_nopipe_begin(&np);
+    f->C_Finalize(NULL);
+    offload_p11_nopipe_end(&np);
 }
 
 /*
@@ -176,7 +215,7 @@ static void p11_atexit(void)
     offload_p11_pool_stop();
     pthread_mutex_lock(&P.lock);
     if (P.pid == getpid())
-        P.fns->C_Finalize(NULL);
+        finalize(P.fns);
     pthread_mutex_unlock(&P.lock);
 }
 
@@ -254,7 +293,7 @@ void offload_p11_release(void)
     offload_p11_pool_stop(); /* nothing in flight from here */
     pthread_mutex_lock(&P.lock);
     if (P.pid == getpid() && !P.finalised)
-        P.fns->C_Finalize(NULL); /* closes every session */
+        finalize(P.fns); /* closes every session */
     for (t = P.all; t != NULL; t = next) {
         next = t->next_all;
         free(t);
@@ -308,7 +347,7 @@ CK_FUNCTION_LIST *offload_p11_fns(void)
         /* A fork()ed child: the parent's initialisation is not ours to use. */
         rv = initialize(f);
         if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-            f->C_Finalize(NULL);
+            finalize(f);
             rv = initialize(f);
         }
         if (rv == CKR_OK) {

@@ -15,6 +15,7 @@
 #ifndef OFFLOAD_PKCS11_H
 #define OFFLOAD_PKCS11_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <p11-kit/pkcs11.h>
 
@@ -80,6 +81,22 @@ int offload_p11_logged_in(CK_SLOT_ID slot);
  * raised), -1 after raising (a file that cannot be read).
  */
 int offload_p11_pin(const struct offload_p11_uri *u, char *buf, size_t len);
+
+/*
+ * No SIGPIPE from a token call. A remote module (p11-kit-client.so) writes
+ * to a socket, and when its server has gone the write raises SIGPIPE,
+ * whose default action kills the process (the application's, which may
+ * not ignore it). Around a call: SIGPIPE blocked on this thread, and one
+ * the call raised (pending, and not before) consumed before the mask is
+ * restored; the call then fails with the module's CKR instead. The token
+ * threads keep it blocked.
+ */
+struct offload_p11_nopipe {
+    sigset_t old;
+    int was_pending;
+};
+void offload_p11_nopipe_begin(struct offload_p11_nopipe *np);
+void offload_p11_nopipe_end(struct offload_p11_nopipe *np);
 
 /* The token pool (p11_pool.c), started at the first submit. */
 struct offload_req;

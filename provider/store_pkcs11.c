@@ -35,6 +35,7 @@ struct store_ctx {
     struct offload_p11_uri uri;
     char text[160]; /* the URI without its query, for the errors */
     int searched, eof;
+    int failed; /* a LOAD raised (not just the end of the objects) */
     CK_SLOT_ID slot;
     CK_OBJECT_HANDLE h[MAX_OBJECTS];
     CK_OBJECT_CLASS cls[MAX_OBJECTS];
@@ -106,7 +107,8 @@ static int login(struct store_ctx *c, CK_SESSION_HANDLE s,
         return 0;
     if (r == 0) {
         OSSL_PARAM p[] = {OSSL_PARAM_utf8_string(OSSL_PASSPHRASE_PARAM_INFO,
-                                                 (char *)"PKCS#11 token PIN", 0),
+                                                 (char *)"PKCS#11 token PIN",
+                                                 strlen("PKCS#11 token PIN")),
                           OSSL_PARAM_END};
 
         if (c->uri.type == OFFLOAD_P11_PUBLIC || pw_cb == NULL ||
@@ -176,16 +178,31 @@ static int search(struct store_ctx *c, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw
     return 1;
 }
 
+static int load_one(struct store_ctx *c, OSSL_CALLBACK *object_cb, void *object_cbarg,
+                    OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg);
+
+/* A LOAD's token calls, with no SIGPIPE if a remote token's server is gone. */
 static int store_load(void *ctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
                       OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
-    struct store_ctx *c = ctx;
+    struct offload_p11_nopipe np;
+    int ok;
+
+    offload_p11_nopipe_begin(&np);
+    ok = load_one(ctx, object_cb, object_cbarg, pw_cb, pw_cbarg);
+    offload_p11_nopipe_end(&np);
+    return ok;
+}
+
+static int load_one(struct store_ctx *c, OSSL_CALLBACK *object_cb, void *object_cbarg,
+                    OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
     CK_SESSION_HANDLE s;
 
     if (!c->searched) {
         c->searched = 1;
         if (!search(c, pw_cb, pw_cbarg)) {
-            c->eof = 1;
+            c->eof = c->failed = 1;
             return 0;
         }
     }
@@ -196,18 +213,24 @@ static int store_load(void *ctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
         struct offload_p11_ref ref = {OFFLOAD_P11_REF_MAGIC, &obj, (uint64_t)getpid()};
         int type = OSSL_OBJECT_PKEY, ok;
 
-        if ((s = offload_p11_session(c->slot)) == CK_INVALID_HANDLE)
+        if ((s = offload_p11_session(c->slot)) == CK_INVALID_HANDLE) {
+            c->failed = 1;
             return 0;
+        }
         obj.kd = offload_p11_keydata(c->slot, s, c->h[i], c->cls[i], &obj.type, &link);
         if (obj.kd == NULL) {
-            if (obj.type != NULL) /* a key of ours that would not load: said why */
+            if (obj.type != NULL) { /* a key of ours that would not load: said why */
+                c->failed = 1;
                 return 0;
+            }
             continue; /* a key type offload does not take */
         }
         {
             OSSL_PARAM p[] = {
                 OSSL_PARAM_int(OSSL_OBJECT_PARAM_TYPE, &type),
-                OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)obj.type, 0),
+                /* with its length: libcrypto's decoders copy data_size bytes */
+                OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)obj.type,
+                                       strlen(obj.type)),
                 OSSL_PARAM_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &ref, sizeof(ref)),
                 OSSL_PARAM_END};
 
@@ -257,4 +280,48 @@ static const OSSL_ALGORITHM store_algs[] = {
 const OSSL_ALGORITHM *offload_store_algorithms(void)
 {
     return store_algs;
+}
+
+/* ---- the loader for the decoder of key-URI files (decoder_p11uri.c) ---- */
+
+struct by_type {
+    const char *type; /* "RSA", "EC" */
+    OSSL_CALLBACK *cb;
+    void *cbarg;
+    int taken, result;
+};
+
+/* The objects of store_load: passes the first of the wanted type on, skips the others. */
+static int pass_by_type(const OSSL_PARAM params[], void *arg)
+{
+    struct by_type *w = arg;
+    const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, OSSL_OBJECT_PARAM_DATA_TYPE);
+    const char *type = NULL;
+
+    if (w->taken || p == NULL || !OSSL_PARAM_get_utf8_string_ptr(p, &type) ||
+        strcmp(type, w->type) != 0)
+        return 1; /* not this one: store_load frees it */
+    w->taken = 1;
+    w->result = w->cb(params, w->cbarg);
+    return w->result;
+}
+
+int offload_store_p11_load_uri(const char *uri, const char *type, OSSL_CALLBACK *cb,
+                               void *cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb,
+                               void *pw_cbarg)
+{
+    struct by_type w = {type, cb, cbarg, 0, 0};
+    struct store_ctx *c = store_open(NULL, uri);
+    int failed;
+
+    if (c == NULL)
+        return 0;
+    while (!w.taken && !store_eof(c))
+        if (!store_load(c, pass_by_type, &w, pw_cb, pw_cbarg) && c->failed)
+            break;
+    failed = c->failed;
+    store_close(c);
+    if (w.taken)
+        return w.result ? 1 : 0;
+    return failed ? 0 : -1;
 }

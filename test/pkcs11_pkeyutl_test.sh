@@ -5,6 +5,7 @@
 # -sign with pkcs11: URIs (RSA PKCS#1 v1.5 and ECDSA of a SHA-256 digest),
 # dgst -sign with RSA-PSS, pkey -pubin -pubout of the public halves, every
 # signature checked by the default provider alone (OPENSSL_CONF=/dev/null);
+# the same with key-URI files (scripts/p11uri-pem) for -inkey and -in;
 # the counters (stats file) show the signatures; a wrong PIN, a missing
 # token and a bad URI fail with the reason on stderr. softhsm2 or opensc
 # missing: the test fails.
@@ -60,6 +61,47 @@ if ours dgst -sha384 -sign "pkcs11:token=edge;object=tls-rsa?pin-value=1234" \
 else
     fail "dgst -sign RSA-PSS"
     cat "$DIR/err"
+fi
+
+# Key-URI files (PEM "PKCS#11 PROVIDER URI", scripts/p11uri-pem): what a
+# program that reads only PEM key files is given instead of the URI.
+P11URI_PEM=${OFFLOAD_P11URI_PEM:-$(dirname "${BASH_SOURCE[0]}")/../scripts/p11uri-pem}
+for k in tls-rsa tls-ec; do
+    if ! "$P11URI_PEM" "pkcs11:token=edge;object=$k;type=private" "$DIR/$k.key.pem"; then
+        fail "$k: scripts/p11uri-pem"
+        continue
+    fi
+    ours pkey -in "$DIR/$k.key.pem" -pubout -out "$DIR/$k.file.pub" 2>"$DIR/err" ||
+        { fail "$k: pkey -in key-URI file -pubout"; cat "$DIR/err"; }
+    cmp -s "$DIR/$k.file.pub" "$DIR/$k.pub" ||
+        fail "$k: the key-URI file's public key is not the token's"
+    if ours pkeyutl -sign -inkey "$DIR/$k.key.pem" -pkeyopt digest:sha256 \
+        -in "$DIR/dig" -out "$DIR/$k.file.sig" 2>"$DIR/err"; then
+        theirs pkeyutl -verify -pubin -inkey "$DIR/$k.pub" -pkeyopt digest:sha256 \
+            -in "$DIR/dig" -sigfile "$DIR/$k.file.sig" >/dev/null &&
+            echo "  pkeyutl -sign -inkey $k.key.pem (key-URI file): verified" ||
+            fail "$k: the key-URI file's signature does not verify"
+    else
+        fail "$k: pkeyutl -sign -inkey key-URI file"
+        cat "$DIR/err"
+    fi
+done
+# A bad one fails cleanly. OSSL_STORE's file: loader (the commands' -inkey)
+# drops a decoder's errors ("unsupported"): the reason is in the debug log.
+"$P11URI_PEM" "pkcs11:token=nope;object=tls-rsa" "$DIR/nope.key.pem"
+if OFFLOAD_DEBUG=1 ours pkeyutl -sign -inkey "$DIR/nope.key.pem" -in "$DIR/dig" \
+    -out "$DIR/x" 2>"$DIR/err"; then
+    fail "key-URI file of a missing token: signed"
+elif [ $? -gt 1 ] || ! grep -q "error: no such PKCS#11 token: token=nope" "$DIR/err"; then
+    fail "key-URI file of a missing token: no clean failure with the reason in the log"
+    grep -v 'cipher AES' "$DIR/err" | tail -5
+else
+    echo "  key-URI file of a missing token: $(grep -o 'error: no such PKCS#11 token: token=nope[^(]*' "$DIR/err" | head -1)"
+fi
+if "$P11URI_PEM" "file:/etc/passwd" "$DIR/x.pem" 2>"$DIR/err"; then
+    fail "scripts/p11uri-pem wrote a file for a file: URI"
+else
+    echo "  scripts/p11uri-pem file:/etc/passwd: $(cat "$DIR/err")"
 fi
 
 # expect_error WHAT TEXT URI: signing with URI fails, stderr says TEXT.

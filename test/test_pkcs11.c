@@ -23,9 +23,16 @@
  *     jobs (keyexch counters);
  *   - fork(): the child signs with the parent's key after the module is
  *     initialised again, out of and in a job;
- *   - a module that cannot be loaded and bad pkcs11_* values fail the
- *     provider's load with a reason, and without pkcs11_module a pkcs11:
- *     URI says so (in a fresh process: the module is process-wide).
+ *   (a module that cannot be loaded and bad pkcs11_* values: test_pkcs11_config.c)
+ *
+ * The same cases run against a remote token (test/pkcs11_remote_test.sh):
+ * OFFLOAD_PKCS11_MODULE names the module offload loads (p11-kit-client.so
+ * instead of SoftHSM's), OFFLOAD_PKCS11_TOKEN_DIR a scratch directory
+ * whose token is already made (and served by `p11-kit server`), and
+ * OFFLOAD_PKCS11_SERVER_PID that server's pid (a process group leader):
+ * then a last case kills its group (the server and its per-connection
+ * children) and signing out of a job and in jobs must fail at once with the
+ * module's CKR (no crash, no hang).
  *
  * softhsm2 or opensc missing: the test fails (scripts/bootstrap installs them).
  */
@@ -36,7 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <openssl/core_names.h>
@@ -55,7 +64,9 @@
 #define WITH_PIN   "?pin-value=1234"
 
 static struct {
-    char dir[64];
+    char dir[128];
+    int keep_dir; /* OFFLOAD_PKCS11_TOKEN_DIR's: the caller's to remove */
+    const char *module;
     char conf[160];
     test_env env;
     OSSL_LIB_CTX *ref;
@@ -105,17 +116,48 @@ static EVP_PKEY *store_load_one(const char *uri)
     return k;
 }
 
-/* The last error's reason and data contain |want|; the queue is cleared. */
-static void expect_error(const char *what, const char *want)
+/* The last error on the queue as "reason: data" into |line|; the queue is cleared. */
+static void last_error(char *line, size_t len)
 {
     unsigned long e;
     const char *data = NULL;
     int flags = 0;
-    char line[512] = "";
 
+    line[0] = '\0';
     while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0)
-        snprintf(line, sizeof(line), "%s: %s", ERR_reason_error_string(e) ?: "?",
+        snprintf(line, len, "%s: %s", ERR_reason_error_string(e) ?: "?",
                  (flags & ERR_TXT_STRING) && data != NULL ? data : "");
+}
+
+/*
+ * The first error on the queue whose "reason: data" contains |want| into
+ * |line| (else the last one); 1 when one did. The queue is cleared. (3.5's
+ * EVP adds "provider signature failure" after the provider's own errors.)
+ */
+static int find_error(const char *want, char *line, size_t len)
+{
+    unsigned long e;
+    const char *data = NULL;
+    int flags = 0, found = 0;
+    char one[512];
+
+    line[0] = '\0';
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        snprintf(one, sizeof(one), "%s: %s", ERR_reason_error_string(e) ?: "?",
+                 (flags & ERR_TXT_STRING) && data != NULL ? data : "");
+        if (!found)
+            snprintf(line, len, "%s", one);
+        found = found || strstr(one, want) != NULL;
+    }
+    return found;
+}
+
+/* The last error's reason and data contain |want|; the queue is cleared. */
+static void expect_error(const char *what, const char *want)
+{
+    char line[512];
+
+    last_error(line, sizeof(line));
     printf("%-14s -> %s\n", what, line);
     if (strstr(line, want) == NULL)
         fail_msg("%s: the last error \"%s\" does not say \"%s\"", what, line, want);
@@ -226,7 +268,7 @@ static int decrypt_job(void *arg)
  * alone, on |key|'s curve) through offload, against the peer's private
  * key with the token key's public half under the default provider.
  */
-static int derive_matches(EVP_PKEY *key)
+static int derive_with(EVP_PKEY *key, int dump_errors)
 {
     char group[64];
     EVP_PKEY *peer = NULL;
@@ -242,7 +284,8 @@ static int derive_matches(EVP_PKEY *key)
              EVP_PKEY_derive_init(b) > 0 && EVP_PKEY_derive_set_peer(b, key) > 0;
 
     if (ok && EVP_PKEY_derive(a, s1, &l1) <= 0) {
-        test_dump_errors("token derive");
+        if (dump_errors)
+            test_dump_errors("token derive");
         ok = 0;
     }
     ok = ok && EVP_PKEY_derive(b, s2, &l2) > 0 && l1 == l2 && memcmp(s1, s2, l1) == 0;
@@ -252,9 +295,37 @@ static int derive_matches(EVP_PKEY *key)
     return ok;
 }
 
+static int derive_matches(EVP_PKEY *key)
+{
+    return derive_with(key, 1);
+}
+
 static int derive_job(void *arg)
 {
     return derive_matches(arg);
+}
+
+/*
+ * p11-kit's RPC (0.24) carries only the mechanisms whose parameters it
+ * knows how to serialise, and CKM_ECDH1_DERIVE's are not among them: the
+ * remote test sets OFFLOAD_PKCS11_NO_ECDH when the client module does not
+ * list the mechanism. Then a derive must fail, naming the call and the CKR.
+ */
+#define ECDH_REFUSED "C_DeriveKey: CKR_MECHANISM_INVALID"
+
+static int derive_refused(EVP_PKEY *key)
+{
+    char line[512];
+    int ok;
+
+    ERR_clear_error();
+    ok = derive_with(key, 0);
+    return find_error(ECDH_REFUSED, line, sizeof(line)) && !ok;
+}
+
+static int derive_refused_job(void *arg)
+{
+    return derive_refused(arg);
 }
 
 /* |n| jobs running |fn| on |key| in fd (|cb| 0) or callback mode; 1 when all did. */
@@ -283,23 +354,38 @@ static int run_jobs(int (*fn)(void *), EVP_PKEY *key, size_t n, int cb)
 static int setup(void **state)
 {
     const char *script = getenv("OFFLOAD_PKCS11_TOKEN_SH");
+    const char *given = getenv("OFFLOAD_PKCS11_TOKEN_DIR");
     char cmd[512], lines[512];
 
     (void)state;
-    snprintf(S.dir, sizeof(S.dir), "/tmp/offload-p11-XXXXXX");
-    if (mkdtemp(S.dir) == NULL || script == NULL) {
-        fprintf(stderr,
-                "no scratch dir, or OFFLOAD_PKCS11_TOKEN_SH unset (meson sets it)\n");
-        return -1;
-    }
-    snprintf(cmd, sizeof(cmd), "bash '%s' '%s'", script, S.dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "%s failed: softhsm2 and opensc are needed\n", cmd);
-        return -1;
+    S.module = getenv("OFFLOAD_PKCS11_MODULE");
+    if (S.module == NULL || S.module[0] == '\0')
+        S.module = SOFTHSM;
+    printf("module %s\n", S.module);
+    if (given != NULL && given[0] != '\0') {
+        /* A token made by the caller (served remotely): used as it is. */
+        snprintf(S.dir, sizeof(S.dir), "%s", given);
+        S.keep_dir = 1;
+    } else {
+        snprintf(S.dir, sizeof(S.dir), "/tmp/offload-p11-XXXXXX");
+        if (mkdtemp(S.dir) == NULL || script == NULL) {
+            fprintf(stderr,
+                    "no scratch dir, or OFFLOAD_PKCS11_TOKEN_SH unset (meson sets it)\n");
+            return -1;
+        }
+        snprintf(cmd, sizeof(cmd), "bash '%s' '%s'", script, S.dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "%s failed: softhsm2 and opensc are needed\n", cmd);
+            return -1;
+        }
     }
     snprintf(S.conf, sizeof(S.conf), "%s/softhsm2.conf", S.dir);
+    if (access(S.conf, R_OK) != 0) {
+        fprintf(stderr, "%s: no token here\n", S.conf);
+        return -1;
+    }
     setenv("SOFTHSM2_CONF", S.conf, 1);
-    snprintf(lines, sizeof(lines), "pkcs11_module = %s\npkcs11_threads = 4\n", SOFTHSM);
+    snprintf(lines, sizeof(lines), "pkcs11_module = %s\npkcs11_threads = 4\n", S.module);
     if (!test_env_open(&S.env, lines))
         return -1;
     S.ref = test_ref_open(&S.refprov);
@@ -309,7 +395,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
+    char cmd[300];
 
     (void)state;
     EVP_PKEY_free(S.rsa);
@@ -317,6 +403,8 @@ static int teardown(void **state)
     EVP_PKEY_free(S.ec384);
     test_ref_close(S.ref, S.refprov);
     test_env_close(&S.env);
+    if (S.keep_dir)
+        return 0;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", S.dir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -501,6 +589,15 @@ static void test_derive(void **state)
     uint64_t failed = kex_counter("failed");
 
     (void)state;
+    if (getenv("OFFLOAD_PKCS11_NO_ECDH") != NULL) {
+        assert_true(derive_refused(S.ec));
+        assert_true(derive_refused(S.ec384));
+        assert_true(run_jobs(derive_refused_job, S.ec, 2, 0));
+        assert_true(run_jobs(derive_refused_job, S.ec384, 2, 1));
+        printf("ECDH          -> refused by the module, as expected: " ECDH_REFUSED "\n");
+        assert_int_equal(kex_counter("failed") - failed, 6);
+        return;
+    }
     assert_true(derive_matches(S.ec));
     assert_true(derive_matches(S.ec384));
     assert_int_equal(kex_counter("inline") - inl, 2);
@@ -534,125 +631,95 @@ static void test_fork(void **state)
     assert_true(sign_and_verify(S.ec)); /* the parent carries on */
 }
 
-/* ---- the module keys in a fresh process (this program again) ---- */
+/* ---- the remote token's server goes away (OFFLOAD_PKCS11_SERVER_PID) ---- */
 
-/*
- * Loads offload in a fresh library context with |line| in its section
- * (no "activate": OSSL_PROVIDER_load runs the init, so its errors stay on
- * the queue) and prints them; 0 when the load failed.
- */
-static int load_with(const char *line)
+static double now_s(void)
 {
-    char path[] = "/tmp/offload-p11conf-XXXXXX";
-    int fd = mkstemp(path), loaded;
-    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
-    OSSL_PROVIDER *prov = NULL;
-    FILE *f;
+    struct timespec t;
 
-    if (fd < 0 || ctx == NULL || (f = fdopen(fd, "w")) == NULL)
-        return 1;
-    fprintf(f,
-            "openssl_conf = init\n[init]\nproviders = provs\n[provs]\noffload = offl\n"
-            "[offl]\nmodule = offload.so\n%s\n",
-            line);
-    fclose(f);
-    ERR_clear_error();
-    if (OSSL_LIB_CTX_load_config(ctx, path) > 0)
-        prov = OSSL_PROVIDER_load(ctx, OFFLOAD_PROVIDER_NAME);
-    unlink(path);
-    loaded = prov != NULL;
-    ERR_print_errors_fp(stdout);
-    OSSL_PROVIDER_unload(prov);
-    OSSL_LIB_CTX_free(ctx);
-    return loaded;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Each bad key fails the load (config.c and the module's dlopen), with a reason. */
-static int child_bad_config(void)
+/* 1 when signing with |key| fails and the last error names a PKCS#11 call. */
+static int sign_fails(EVP_PKEY *key, char *line, size_t len)
 {
-    static const char *const lines[] = {
-        "pkcs11_module = /nonexistent/libnope.so",
-        "pkcs11_threads = 0",
-        "pkcs11_threads = many",
-        "pkcs11_pin_file = relative/pin",
-        "pkcs11_module = /etc/hostname", /* not a shared object */
-    };
-    size_t i;
-    int bad = 0;
+    unsigned char sig[512];
+    size_t siglen = sizeof(sig);
 
-    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-        if (load_with(lines[i])) {
-            fprintf(stderr, "%s: the provider loaded\n", lines[i]);
-            bad = 1;
-        }
-    return bad;
-}
-
-static int child_no_module(void)
-{
-    test_env env;
-    OSSL_STORE_CTX *st;
-    unsigned long e;
-    const char *data = NULL;
-    int flags = 0, seen = 0;
-
-    if (!test_env_open(&env, NULL))
-        return 1;
     ERR_clear_error();
-    st = OSSL_STORE_open_ex(TOKEN "tls-rsa", env.libctx, NULL, NULL, NULL, NULL, NULL,
-                            NULL);
-    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-        const char *r = ERR_reason_error_string(e);
-
-        printf("no module     -> %s: %s\n", r ? r : "?",
-               flags & ERR_TXT_STRING ? data : "");
-        seen |= r != NULL && strcmp(r, "no PKCS#11 module configured") == 0;
+    if (test_sha256_sign(S.env.libctx, key, NULL, S.md, sig, &siglen)) {
+        snprintf(line, len, "signed: the token still answers");
+        return 0;
     }
-    OSSL_STORE_close(st);
-    test_env_close(&env);
-    return st == NULL && seen ? 0 : 1;
+    return find_error("PKCS#11 call failed: C_", line, len);
 }
 
-/* Runs this program with |mode|; its output (stdout and stderr) into |out|. */
-static int run_self(const char *mode, char *out, size_t len)
+static int sign_fails_job(void *arg)
 {
-    char cmd[512];
-    FILE *p;
-    size_t n = 0;
-    int st;
+    char line[512];
 
-    /* OFFLOAD_PKCS11_CHILD: a child never runs the suite (and never forks again). */
-    snprintf(cmd, sizeof(cmd), "OFFLOAD_PKCS11_CHILD=1 '/proc/%d/exe' %s 2>&1",
-             (int)getpid(), mode);
-    if ((p = popen(cmd, "r")) == NULL)
-        return -1;
-    while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
-        n += strlen(out + n);
-    out[n] = '\0';
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return sign_fails(arg, line, sizeof(line));
 }
 
-static void test_module_config(void **state)
+/* |pid| has exited: no such process, or a zombie its parent (the test's shell) reaps
+ * later. */
+static int proc_gone(pid_t pid)
 {
-    char out[4096];
+    char path[64], buf[256], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
+}
+
+static void test_server_gone(void **state)
+{
+    const char *pidtext = getenv("OFFLOAD_PKCS11_SERVER_PID");
+    pid_t pid;
+    char line[512];
+    double t0;
+    int i;
 
     (void)state;
-    assert_int_equal(run_self("bad-config", out, sizeof(out)), 0);
-    printf("%s", out);
-    assert_non_null(
-        strstr(out, "pkcs11_module = \"/nonexistent/libnope.so\": cannot load"));
-    assert_non_null(
-        strstr(out, "pkcs11_threads = \"0\": expected an integer from 1 to 1024"));
-    assert_non_null(strstr(out, "pkcs11_threads = \"many\""));
-    assert_non_null(
-        strstr(out, "pkcs11_pin_file = \"relative/pin\": expected an absolute"));
-    assert_non_null(strstr(out, "pkcs11_module = \"/etc/hostname\": cannot load"));
-    assert_int_equal(run_self("no-module", out, sizeof(out)), 0);
-    printf("%s", out);
+    if (pidtext == NULL || pidtext[0] == '\0') {
+        printf("server gone: no OFFLOAD_PKCS11_SERVER_PID (not a remote token)\n");
+        return;
+    }
+    pid = (pid_t)atoi(pidtext);
+    assert_true(pid > 1);
+    assert_true(sign_and_verify(S.rsa)); /* the server answers */
+    /*
+     * The server forks a p11-kit-remote per connection, in its process
+     * group (the test's shell started it with setsid): all of them go.
+     */
+    assert_int_equal(kill(-pid, SIGTERM), 0);
+    for (i = 0; i < 200 && !proc_gone(pid); i++)
+        usleep(50 * 1000);
+    assert_true(proc_gone(pid));
+    t0 = now_s();
+    if (!sign_fails(S.rsa, line, sizeof(line)))
+        fail_msg("server gone: RSA: %s", line);
+    printf("server gone   -> %s (%.3f s)\n", line, now_s() - t0);
+    if (!sign_fails(S.ec, line, sizeof(line)))
+        fail_msg("server gone: EC: %s", line);
+    printf("server gone   -> %s\n", line);
+    /* In jobs: each fails on the token threads, its error replayed in the job. */
+    t0 = now_s();
+    assert_true(run_jobs(sign_fails_job, S.rsa, NJOBS, 0));
+    assert_true(run_jobs(sign_fails_job, S.ec, NJOBS, 1));
+    printf("server gone   -> %d jobs failed cleanly (%.3f s)\n", 2 * NJOBS, now_s() - t0);
+    assert_true(now_s() - t0 < 20);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_uri),
@@ -667,16 +734,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_decrypt),
         cmocka_unit_test(test_derive),
         cmocka_unit_test(test_fork),
-        cmocka_unit_test(test_module_config),
+        cmocka_unit_test(test_server_gone), /* last: the remote token is gone after it */
     };
 
-    if (argc > 1 && strcmp(argv[1], "bad-config") == 0)
-        return child_bad_config();
-    if (argc > 1 && strcmp(argv[1], "no-module") == 0)
-        return child_no_module();
-    if (argc > 1 || getenv("OFFLOAD_PKCS11_CHILD") != NULL) {
-        fprintf(stderr, "usage: %s [bad-config | no-module]\n", argv[0]);
-        return 2;
-    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }
