@@ -15,14 +15,17 @@
  *   "DER" (input=pem): the PEM stage. The default provider's PEM-to-DER
  *       decoder passes on only the labels it knows (keys, parameters,
  *       certificates, CRLs) and drops every other block, this label
- *       included, so we read our label ourselves and pass its body on as
- *       DER of structure "pk11-uri" (pkcs11-provider's name for it). Any
- *       other block is left to the other decoders (we return empty-handed).
- *   "RSA", "EC" (input=der, structure=pk11-uri): parse the DER, check the
- *       description and that the URI is a pkcs11: one, and load it with
- *       the store's code (store_pkcs11.h): the key comes back by reference,
- *       exactly as the store gives it, to offload's key management LOAD.
- *       A key of the other type is left to the other decoder.
+ *       included, so we read our label ourselves, check its body (a bad
+ *       one fails here, with its reason) and pass it on as DER of
+ *       structure "pk11-uri" (pkcs11-provider's name for it). Any other
+ *       block is left to the other decoders (we return empty-handed).
+ *   "RSA", "EC" (input=der, structure=pk11-uri): parse the DER and load
+ *       the URI with the store's code (store_pkcs11.h): the key comes back
+ *       by reference, exactly as the store gives it, to offload's key
+ *       management LOAD. libcrypto offers these stages every DER input of
+ *       no announced structure (an RSA PrivateKeyInfo too): DER that is not
+ *       a key-URI body, or a key of the other type, is left to the other
+ *       decoders without an error.
  *
  * Reading libcrypto's OSSL_CORE_BIO needs a library context that knows the
  * core's BIO functions: one made with OSSL_LIB_CTX_new_from_dispatch at
@@ -78,6 +81,8 @@ static OSSL_FUNC_decoder_newctx_fn pem_newctx, rsa_newctx, ec_newctx;
 static OSSL_FUNC_decoder_freectx_fn dec_freectx;
 static OSSL_FUNC_decoder_decode_fn pem_decode, uri_decode;
 static OSSL_FUNC_decoder_export_object_fn uri_export_object;
+
+static char *uri_of(const unsigned char *der, long len);
 
 static void *newctx(const char *type)
 {
@@ -148,6 +153,18 @@ static int pem_decode(void *ctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBAC
     BIO_free(in);
     if (read && strcmp(name, URI_PEM_LABEL) == 0) {
         int objtype = OSSL_OBJECT_PKEY;
+        char *uri = uri_of(der, len);
+
+        /*
+         * The label says the block is ours: a bad body is reported here.
+         * The DER stage, which libcrypto also offers every other DER
+         * input, only takes what parses.
+         */
+        if (uri == NULL) {
+            ok = 0;
+            goto end;
+        }
+        OPENSSL_free(uri);
         OSSL_PARAM p[] = {
             OSSL_PARAM_int(OSSL_OBJECT_PARAM_TYPE, &objtype),
             OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE,
@@ -157,6 +174,7 @@ static int pem_decode(void *ctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBAC
 
         ok = cb(p, cbarg);
     }
+end:
     OPENSSL_free(name);
     OPENSSL_free(header);
     OPENSSL_free(der);
@@ -243,8 +261,9 @@ end:
 
 /*
  * The DER stage: the key of our type that the URI names, from the
- * store's code. A key of the other type: 1, nothing passed on (the other
- * decoder takes it). Bad input: 0 after raising, which ends the chain.
+ * store's code. A key of the other type, or DER that is not a key-URI
+ * body: 1, nothing passed on (another decoder takes it). A URI that does
+ * not load: 0 after raising, which ends the chain.
  */
 static int uri_decode(void *ctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *cb,
                       void *cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
@@ -261,9 +280,20 @@ static int uri_decode(void *ctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBAC
         OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "a key-URI file");
         return 0;
     }
-    if ((in = core_bio(cin)) == NULL || (len = read_all(in, der, URI_DER_MAX)) < 0 ||
-        (uri = uri_of(der, len)) == NULL)
+    if ((in = core_bio(cin)) == NULL)
         goto end;
+    /*
+     * libcrypto offers this stage any DER input whose structure it was not
+     * told (a PrivateKeyInfo too): what is not a key-URI body is someone
+     * else's, left without an error. Our PEM stage has checked its blocks.
+     */
+    ERR_set_mark();
+    if ((len = read_all(in, der, URI_DER_MAX)) < 0 || (uri = uri_of(der, len)) == NULL) {
+        ERR_pop_to_mark();
+        r = -1;
+        goto end;
+    }
+    ERR_clear_last_mark();
     r = offload_store_p11_load_uri(uri, c->type, cb, cbarg, pw_cb, pw_cbarg);
     OFFLOAD_DEBUG("decoder: %s key of %.*s: %s", c->type, (int)strcspn(uri, "?"), uri,
                   r > 0    ? "loaded"
