@@ -25,11 +25,12 @@ source scripts/bootstrap
 BUILD=${BUILD:-build}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --werror >/dev/null
 meson compile -C "$BUILD" >/dev/null
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac # BUILD may be given absolute
 
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER:-2}
 CONC=${CONC:-32}
-MODULES=${OFFLOAD_MODULES:-$PWD/$BUILD/provider}
+MODULES=${OFFLOAD_MODULES:-$BUILD/provider}
 CERTS=("$@")
 [ ${#CERTS[@]} -gt 0 ] || CERTS=(rsa2048 p256)
 OUT=$(mktemp -d)

@@ -42,6 +42,7 @@ source scripts/bootstrap
 BUILD=${BUILD:-build}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --werror >/dev/null
 meson compile -C "$BUILD" offload tls_ref_server tls_ref_client latency_probe >/dev/null
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac # BUILD may be given absolute
 
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER:-2}
@@ -50,11 +51,11 @@ read -r -a STORMS <<<"${STORMS:-0 32 128}"
 read -r -a CERTS <<<"${CERTS:-rsa2048 p256}"
 PCONNS=${PROBE_CONNS:-4}
 PINT=${PROBE_INTERVAL_MS:-5}
-MODULES=${OFFLOAD_MODULES:-$PWD/$BUILD/provider}
-RESULTS=${RESULTS:-$PWD/$BUILD/tls-latency}
-PROBE=$PWD/$BUILD/test/latency_probe
-REF_SERVER=$PWD/$BUILD/test/tls_ref_server
-REF_CLIENT=$PWD/$BUILD/test/tls_ref_client
+MODULES=${OFFLOAD_MODULES:-$BUILD/provider}
+RESULTS=${RESULTS:-$BUILD/tls-latency}
+PROBE=$BUILD/test/latency_probe
+REF_SERVER=$BUILD/test/tls_ref_server
+REF_CLIENT=$BUILD/test/tls_ref_client
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(haproxy ref)
 for s in "${SERVERS[@]}"; do

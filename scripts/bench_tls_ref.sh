@@ -27,15 +27,16 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --werror >/dev/null
 meson compile -C "$BUILD" offload tls_ref_server tls_ref_client >/dev/null
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac # BUILD may be given absolute
 
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER:-4}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-0.5}
-MODULES=${MODULES:-$PWD/$BUILD/provider}
+MODULES=${MODULES:-$BUILD/provider}
 CONF=${OFFLOAD_CONF:-$PWD/conf/offload.cnf}
-SERVER=$PWD/$BUILD/test/tls_ref_server
-CLIENT=$PWD/$BUILD/test/tls_ref_client
+SERVER=$BUILD/test/tls_ref_server
+CLIENT=$BUILD/test/tls_ref_client
 CERTS=("$@")
 if [ ${#CERTS[@]} -eq 0 ]; then
     CERTS=(rsa2048 p256)
