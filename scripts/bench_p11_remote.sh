@@ -72,8 +72,6 @@ for tool in p11-kit haproxy h2load openssl; do
     command -v $tool >/dev/null || { echo "bench_p11_remote: $tool not found" >&2; exit 1; }
 done
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
@@ -129,6 +127,20 @@ wait_server_idle() {
         [ -z "$(pgrep -P "$SRV_PID" || true)" ] && return 0
         sleep 0.02
     done
+}
+# Column $1 of the runs file $2 (a run a line: rate, then two CPU figures).
+col() { awk -v c="$1" '{print $c}' "$2"; }
+# A table row, CPU columns $1 wide: key, path, mode label, runs file, base rate.
+table_row() {
+    local med
+    med=$(col 1 "$5" | median)
+    printf "%-4s %-12s %-8s %10.0f %6sx  %${1}s %${1}s  %s\n" "$2" "$(path_label "$3")" "$4" \
+        "$med" "$(ratio "$med" "$6")" "$(col 2 "$5" | median)" "$(col 3 "$5" | median)" \
+        "$(awk '{printf "%.0f ", $1}' "$5")"
+}
+# "<what> through the relay: <ratio of the medians of two runs files>x"
+relay_ratio() {
+    printf '%s, through the relay: %sx\n' "$1" "$(ratio "$(col 1 "$2" | median)" "$(col 1 "$3" | median)")"
 }
 path_label() { [ "$1" = direct ] && echo "direct" || echo "relay $(awk -v d="$DELAY" 'BEGIN {print 2 * d}') ms"; }
 
@@ -186,13 +198,10 @@ if [[ " $PARTS " == *" A "* ]]; then
     for key in "${KEYS[@]}"; do
         for path in "${A_PATHS[@]}"; do
             f=$OUT/A.$key.$path
-            base=$(awk '{print $1}' "$f.sync" | median)
+            base=$(col 1 "$f.sync" | median)
             for mode in "${A_MODES[@]}"; do
-                med=$(awk '{print $1}' "$f.$mode" | median)
-                printf '%-4s %-12s %-8s %10.0f %6sx  %10s %10s  %s\n' "$key" "$(path_label "$path")" \
-                    "$mode$([ "$mode" = jobs ] && echo " $JOBS")" "$med" "$(ratio "$med" "$base")" \
-                    "$(awk '{print $2}' "$f.$mode" | median)" "$(awk '{print $3}' "$f.$mode" | median)" \
-                    "$(awk '{printf "%.0f ", $1}' "$f.$mode")"
+                table_row 10 "$key" "$path" "$mode$([ "$mode" = jobs ] && echo " $JOBS")" \
+                    "$f.$mode" "$base"
             done
             if [ "$path" = relay ] && [ -f "$f.jobs.relay" ]; then
                 sed "s/^p11_relay: /     relay, last jobs run: /" "$f.jobs.relay"
@@ -200,42 +209,11 @@ if [[ " $PARTS " == *" A "* ]]; then
         done
     done
     for key in "${KEYS[@]}"; do
-        printf 'A %s: jobs %s vs sync through the relay: %sx\n' "$key" "$JOBS" \
-            "$(ratio "$(awk '{print $1}' "$OUT/A.$key.relay.jobs" | median)" \
-                "$(awk '{print $1}' "$OUT/A.$key.relay.sync" | median)")"
+        relay_ratio "A $key: jobs $JOBS vs sync" "$OUT/A.$key.relay.jobs" "$OUT/A.$key.relay.sync"
     done
 fi
 
 # ---- B: HAProxy ----
-free_port() {
-    local p
-    for ((i = 0; i < 50; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-write_cfg() { # $1 ssl-mode-async (0/1), $2 crt file, $3 port
-    {
-        echo "global"
-        echo "    nbthread 1"
-        [ "$1" -eq 1 ] && echo "    ssl-mode-async"
-        echo "    tune.ssl.cachesize 0"
-        echo "    ssl-default-bind-options no-tls-tickets"
-        echo "    maxconn 4096"
-        echo "defaults"
-        echo "    mode http"
-        echo "    timeout connect 5s"
-        echo "    timeout client 10s"
-        echo "    timeout server 10s"
-        echo "frontend fe"
-        echo "    bind 127.0.0.1:$3 ssl crt $2"
-        echo "    http-request return status 200 content-type text/plain string ok"
-    } >"$OUT/haproxy.cfg"
-}
 start_haproxy() { # $1 P11_KIT_SERVER_ADDRESS
     P11_KIT_SERVER_ADDRESS=$1 OFFLOAD_STATS_FILE=$OUT/stats \
         haproxy -f "$OUT/haproxy.cfg" -db >"$OUT/haproxy.log" 2>&1 &
@@ -305,7 +283,7 @@ if [[ " $PARTS " == *" B "* ]]; then
                         f=$OUT/B.$key.$path.$mode
                         [ "$path" = relay ] && start_relay
                         wait_server_idle
-                        write_cfg "$async" "$OUT/$key.pem" "$PORT"
+                        haproxy_cfg "$OUT/haproxy.cfg" 1 "$async" "$OUT/$key.pem" "$PORT"
                         start_haproxy "$(addr_of "$path")"
                         remote=$(pgrep -P "$SRV_PID" | head -1 || true)
                         # Warm-up, which also sizes the run to about SECS seconds.
@@ -339,14 +317,10 @@ if [[ " $PARTS " == *" B "* ]]; then
         printf '%-4s %-12s %-8s %10s %7s  %8s %8s\n' "" "" "" "" "" "CPU%" "CPU%"
         for key in "${KEYS[@]}"; do
             for path in "${B_PATHS[@]}"; do
-                base=$(awk '{print $1}' "$OUT/B.$key.$path.sync" | median)
+                base=$(col 1 "$OUT/B.$key.$path.sync" | median)
                 for m in "${B_MODES[@]}"; do
                     IFS='|' read -r mode _ <<<"$m"
-                    f=$OUT/B.$key.$path.$mode
-                    med=$(awk '{print $1}' "$f" | median)
-                    printf '%-4s %-12s %-8s %10.0f %6sx  %8s %8s  %s\n' "$key" "$(path_label "$path")" \
-                        "$mode" "$med" "$(ratio "$med" "$base")" "$(awk '{print $2}' "$f" | median)" \
-                        "$(awk '{print $3}' "$f" | median)" "$(awk '{printf "%.0f ", $1}' "$f")"
+                    table_row 8 "$key" "$path" "$mode" "$OUT/B.$key.$path.$mode" "$base"
                 done
                 if [ "$path" = relay ] && [ -f "$OUT/B.$key.relay.async.relay" ]; then
                     sed "s/^p11_relay: /     relay, last async run: /" "$OUT/B.$key.relay.async.relay"
@@ -354,9 +328,8 @@ if [[ " $PARTS " == *" B "* ]]; then
             done
         done
         for key in "${KEYS[@]}"; do
-            printf 'B %s: ssl-mode-async vs without, through the relay: %sx\n' "$key" \
-                "$(ratio "$(awk '{print $1}' "$OUT/B.$key.relay.async" | median)" \
-                    "$(awk '{print $1}' "$OUT/B.$key.relay.sync" | median)")"
+            relay_ratio "B $key: ssl-mode-async vs without" "$OUT/B.$key.relay.async" \
+                "$OUT/B.$key.relay.sync"
         done
         if [ -s "$OUT/notes" ]; then
             echo "failed runs (counted as 0):"

@@ -62,46 +62,12 @@ for kv in ${OFFLOAD_OPTS:-}; do
 done
 write_offload_conf "$OUT/offload.cnf" offload.so "${offload_opts[@]}"
 
-# A free port on 127.0.0.1 (bash /dev/tcp: refused means nobody listens).
-free_port() {
-    local p i
-    for ((i = 0; i < 50; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
 # mode name | nbthread | ssl-mode-async (0/1) | OPENSSL_CONF
 MODES=(
     "default 1 thread|1|0|/dev/null"
     "offload async|1|1|$OUT/offload.cnf"
     "default 2 threads|2|0|/dev/null"
 )
-
-# Writes the haproxy.cfg of one mode; $1 nbthread, $2 async, $3 pem, $4 port.
-write_cfg() {
-    {
-        echo "global"
-        echo "    nbthread $1"
-        [ "$2" -eq 1 ] && echo "    ssl-mode-async"
-        echo "    ssl-server-verify none"
-        echo "    tune.ssl.cachesize 0"
-        echo "    ssl-default-bind-options no-tls-tickets"
-        echo "    maxconn 4096"
-        echo "defaults"
-        echo "    mode http"
-        echo "    timeout connect 5s"
-        echo "    timeout client 10s"
-        echo "    timeout server 10s"
-        echo "frontend fe"
-        echo "    bind 127.0.0.1:$4 ssl crt $3"
-        echo "    http-request return status 200 content-type text/plain string ok"
-    } >"$OUT/haproxy.cfg"
-}
 
 start_haproxy() { # conf, stats file
     OPENSSL_MODULES=$MODULES OPENSSL_CONF=$1 OFFLOAD_STATS_FILE=$2 \
@@ -154,9 +120,6 @@ h2run() {
                        (u[1] + u[2]) / s * 100, c / hz / k * 1e6, m / hz / k * 1e6}'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
-
 PORT=$(free_port)
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 echo "haproxy: $(haproxy -v | head -1 | awk '{print $3}')   openssl: $(openssl version | awk '{print $2}')" \
@@ -170,7 +133,7 @@ for cert in "${CERTS[@]}"; do
     for ((r = 1; r <= RUNS; r++)); do
         for i in "${!MODES[@]}"; do
             IFS='|' read -r name threads async conf <<<"${MODES[$i]}"
-            write_cfg "$threads" "$async" "$OUT/$cert.pem" "$PORT"
+            haproxy_cfg "$OUT/haproxy.cfg" "$threads" "$async" "$OUT/$cert.pem" "$PORT"
             start_haproxy "$conf" "$OUT/stats"
             # Warm-up, which also sizes the run to about SECS seconds.
             read -r rate ok _ < <(h2run $((CONC * 8)))

@@ -115,39 +115,11 @@ REF_MODES=(
     "default x2 SO_REUSEPORT|2|sync|/dev/null"
 )
 
-free_port() {
-    local p i
-    for ((i = 0; i < 50; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
 start_haproxy() { # nbthread, async, conf, cert
     local i
     rm -f "$OUT/stats"
     PORT=$(free_port)
-    {
-        echo "global"
-        echo "    nbthread $1"
-        [ "$2" -eq 1 ] && echo "    ssl-mode-async"
-        echo "    tune.ssl.cachesize 0"
-        echo "    ssl-default-bind-options no-tls-tickets"
-        echo "    maxconn 4096"
-        echo "defaults"
-        echo "    mode http"
-        echo "    timeout connect 5s"
-        echo "    timeout client 30s"
-        echo "    timeout server 30s"
-        echo "    timeout http-keep-alive 30s"
-        echo "frontend fe"
-        echo "    bind 127.0.0.1:$PORT ssl crt $OUT/$4.pem"
-        echo "    http-request return status 200 content-type text/plain string ok"
-    } >"$OUT/haproxy.cfg"
+    haproxy_cfg "$OUT/haproxy.cfg" "$1" "$2" "$OUT/$4.pem" "$PORT" 30s
     OPENSSL_MODULES=$MODULES OPENSSL_CONF=$3 OFFLOAD_STATS_FILE=$OUT/stats \
         haproxy -f "$OUT/haproxy.cfg" -db >"$OUT/server.log" 2>&1 </dev/null &
     PIDS=($!)

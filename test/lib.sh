@@ -79,3 +79,50 @@ fail() {
     echo "FAIL: $*"
     FAILS=$((FAILS + 1))
 }
+
+# ---- for the benchmarks (scripts/bench_*.sh) ----
+
+# A free port on 127.0.0.1 (bash /dev/tcp: refused means nobody listens).
+free_port() {
+    local p i
+    for ((i = 0; i < 50; i++)); do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The median of the numbers on stdin, one a line; "nan" when there are none.
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# $1 / $2 to two places; "-" when $2 is not positive.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+
+# haproxy_cfg FILE NBTHREAD ASYNC(0/1) CRT PORT [TIMEOUT]: the benchmarks'
+# HAProxy, one TLS listener on 127.0.0.1 that answers "ok"; no session cache
+# and no tickets, so every connection is a full handshake. TIMEOUT (default
+# 10s) for client, server and keep-alive.
+haproxy_cfg() {
+    local t=${6:-10s}
+    {
+        echo "global"
+        echo "    nbthread $2"
+        [ "$3" -eq 1 ] && echo "    ssl-mode-async"
+        echo "    ssl-server-verify none"
+        echo "    tune.ssl.cachesize 0"
+        echo "    ssl-default-bind-options no-tls-tickets"
+        echo "    maxconn 4096"
+        echo "defaults"
+        echo "    mode http"
+        echo "    timeout connect 5s"
+        echo "    timeout client $t"
+        echo "    timeout server $t"
+        echo "    timeout http-keep-alive $t"
+        echo "frontend fe"
+        echo "    bind 127.0.0.1:$5 ssl crt $4"
+        echo "    http-request return status 200 content-type text/plain string ok"
+    } >"$1"
+}
