@@ -90,11 +90,7 @@ for ((i = 0; i < 100; i++)); do
 done
 [ -S "$OUT/p11.sock" ] || { echo "bench_p11_remote: p11-kit server did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
 
-offload_opts=("pkcs11_module = $CLIENT")
-for kv in ${OFFLOAD_OPTS:-}; do
-    offload_opts+=("${kv%%=*} = ${kv#*=}")
-done
-write_offload_conf "$OUT/offload.cnf" offload.so "${offload_opts[@]}"
+bench_offload_conf "$OUT/offload.cnf" "$MODULES" "pkcs11_module = $CLIENT"
 export OPENSSL_MODULES=$MODULES OPENSSL_CONF=$OUT/offload.cnf
 
 uri_of() { echo "pkcs11:token=edge;object=tls-$1;type=private?pin-value=$PIN"; }

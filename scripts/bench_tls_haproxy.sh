@@ -56,11 +56,7 @@ make_cert "$OUT" p256 -newkey ec -pkeyopt ec_paramgen_curve:P-256
 for c in rsa2048 p256; do cat "$OUT/$c.crt" "$OUT/$c.key" >"$OUT/$c.pem"; done
 
 # Extra keys of the provider's section, e.g. OFFLOAD_OPTS="workers=1 spin_us=0".
-offload_opts=()
-for kv in ${OFFLOAD_OPTS:-}; do
-    offload_opts+=("${kv%%=*} = ${kv#*=}")
-done
-write_offload_conf "$OUT/offload.cnf" offload.so "${offload_opts[@]}"
+bench_offload_conf "$OUT/offload.cnf" "$MODULES"
 
 # mode name | nbthread | ssl-mode-async (0/1) | OPENSSL_CONF
 MODES=(

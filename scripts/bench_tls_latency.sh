@@ -12,7 +12,7 @@
 #          on each, every response checked; a request's latency runs from the
 #          time it was due (a stalled server is not hidden by the probe
 #          waiting for it)
-#   storm  at nice 19, STORMS concurrent connections of full handshakes, no
+#   storm  at nice STORM_NICE (19), STORMS concurrent connections of full handshakes, no
 #          resumption: HAProxy: `ab -f TLS1.3 -c N` (one request per
 #          connection); reference server: test/tls_ref_client --requests 0;
 #          storm 0 is the idle baseline (the probe alone)
@@ -36,6 +36,8 @@
 #                                            (the defaults: 108 runs, about 6 minutes)
 #   PROBE_CONNS=4 PROBE_INTERVAL_MS=5 WARMUP=0.5 RESULTS=/tmp/lat ...
 #   OFFLOAD_OPTS="workers=1 spin_us=0" ...   keys of the provider's openssl.cnf section
+#   STORM_NICE=0 ...                         the storm client's nice value (default 19)
+#   HAPROXY_TUNE="tune.maxpollevents=4" ...  more lines of HAProxy's global section
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap
@@ -51,6 +53,7 @@ read -r -a STORMS <<<"${STORMS:-0 32 128}"
 read -r -a CERTS <<<"${CERTS:-rsa2048 p256}"
 PCONNS=${PROBE_CONNS:-4}
 PINT=${PROBE_INTERVAL_MS:-5}
+STORM_NICE=${STORM_NICE:-19}
 MODULES=${OFFLOAD_MODULES:-$BUILD/provider}
 RESULTS=${RESULTS:-$BUILD/tls-latency}
 PROBE=$BUILD/test/latency_probe
@@ -93,9 +96,7 @@ for c in rsa2048 p256; do cat "$OUT/$c.crt" "$OUT/$c.key" >"$OUT/$c.pem"; done
 for c in "${CERTS[@]}"; do
     [ -f "$OUT/$c.pem" ] || { echo "unknown certificate $c (rsa2048, p256)" >&2; exit 2; }
 done
-offload_opts=()
-for kv in ${OFFLOAD_OPTS:-}; do offload_opts+=("${kv%%=*} = ${kv#*=}"); done
-write_offload_conf "$OUT/offload.cnf" offload.so "${offload_opts[@]}"
+bench_offload_conf "$OUT/offload.cnf" "$MODULES"
 
 # The probe above the servers, the storm below them (negative nice: root only).
 PROBE_NICE=(nice -n -5)
@@ -162,15 +163,20 @@ stop_servers() {
     PIDS=()
 }
 
+# The machine's CPU counters (/proc/stat): "idle busy" in ticks.
+cpu_ticks() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+
 # One measurement: the probe, and (storm > 0) the storm. Prints
 # "p50 p99 p99.9 max probe-errors storm-hs/s storm-errors inline-signs
-# offloaded-signs" (the last two "-" without offload);
+# offloaded-signs cpu-idle-%" (the signatures "-" without offload; the idle
+# share of both cores from the probe's start to the storm's end);
 # appends the recorded latencies to $5.
 measure() { # server, cert, storm, conf, raw file
     local server=$1 cert=$2 storm=$3 conf=$4 raw=$5 i sp=0 ppid spid
     local tsec rate=0 serr=0 inl=- off=-
-    local s1 o1
+    local s1 o1 t0 t1 idle
     : >"$OUT/probe.out"
+    t0=$(cpu_ticks)
     "${PROBE_NICE[@]}" "$PROBE" --port "$PORT" --conns "$PCONNS" --interval-ms "$PINT" \
         --duration "$SECS" --warmup "$WARMUP" --proto "$([ "$server" = haproxy ] && echo http || echo ref)" \
         --cafile "$OUT/$cert.crt" --raw "$OUT/raw.txt" >"$OUT/probe.out" 2>"$OUT/probe.err" &
@@ -185,11 +191,11 @@ measure() { # server, cert, storm, conf, raw file
         # The storm covers the probe's warm-up and its recorded seconds.
         if [ "$server" = haproxy ]; then
             tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {t = w + s + 0.3; printf "%d", t == int(t) ? t : int(t) + 1}')
-            nice -n 19 ab -q -f TLS1.3 -c "$storm" -t "$tsec" -n 100000000 \
+            nice -n "$STORM_NICE" ab -q -f TLS1.3 -c "$storm" -t "$tsec" -n 100000000 \
                 "https://127.0.0.1:$PORT/" >"$OUT/storm.out" 2>&1 &
         else
             tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {print w + s + 0.3}')
-            nice -n 19 "$REF_CLIENT" --port "$PORT" --conns "$storm" --duration "$tsec" \
+            nice -n "$STORM_NICE" "$REF_CLIENT" --port "$PORT" --conns "$storm" --duration "$tsec" \
                 --requests 0 --tls1.3 --groups X25519:P-256 --cafile "$OUT/$cert.crt" \
                 --quiet >"$OUT/storm.out" 2>&1 &
         fi
@@ -200,6 +206,9 @@ measure() { # server, cert, storm, conf, raw file
     local pr=0
     wait "$ppid" || pr=$?
     JOBS=()
+    t1=$(cpu_ticks)
+    idle=$(awk -v a="$t0" -v b="$t1" 'BEGIN {split(a, x, " "); split(b, y, " "); i = y[1] - x[1]
+        t = i + y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * i / t : 0)}')
     if [ "$storm" -gt 0 ]; then
         if [ "$server" = haproxy ]; then
             rate=$(awk '/^Requests per second:/ {print $4}' "$OUT/storm.out")
@@ -227,11 +236,11 @@ measure() { # server, cert, storm, conf, raw file
     if [ "$pr" -ne 0 ]; then
         { echo "probe exit $pr:"; head -n 5 "$OUT/probe.err"; } | sed 's/^/    /' >&2
     fi
-    awk -v rate="$rate" -v serr="$serr" -v inl="$inl" -v off="$off" -v pr="$pr" '
+    awk -v rate="$rate" -v serr="$serr" -v inl="$inl" -v off="$off" -v pr="$pr" -v idle="$idle" '
         /^latency_probe:/ {for (i = 2; i < NF; i++) v[$i] = $(i + 1)}
-        END {if (!("p50_ms" in v)) {print "nan nan nan nan 1", rate, serr, inl, off; exit}
+        END {if (!("p50_ms" in v)) {print "nan nan nan nan 1", rate, serr, inl, off, idle; exit}
              e = v["errors"] + (pr != 0 && v["errors"] == 0)
-             print v["p50_ms"], v["p99_ms"], v["p99.9_ms"], v["max_ms"], e, rate, serr, inl, off}' \
+             print v["p50_ms"], v["p99_ms"], v["p99.9_ms"], v["max_ms"], e, rate, serr, inl, off, idle}' \
         "$OUT/probe.out"
 }
 
@@ -247,7 +256,7 @@ echo "openssl: $(openssl version | awk '{print $2}')" \
     "$(command -v haproxy >/dev/null && echo "  haproxy: $(haproxy -v | head -1 | awk '{print $3}')")" \
     "$(command -v ab >/dev/null && echo "  ab: $(ab -V | awk '/^This is ApacheBench/ {print $5}' | tr -d ,)")"
 echo "probe: $PCONNS keep-alive TLS 1.3 connections, a request every $PINT ms each (nice -5)," \
-    "${SECS}s recorded after ${WARMUP}s; storms: ${STORMS[*]} concurrent full handshakes (nice 19);" \
+    "${SECS}s recorded after ${WARMUP}s; storms: ${STORMS[*]} concurrent full handshakes (nice $STORM_NICE);" \
     "$RUNS rounds, configurations alternated; medians"
 
 total=0
@@ -278,12 +287,12 @@ for server in "${SERVERS[@]}"; do
                     alive=1
                     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || alive=0; done
                     stop_servers
-                    [ "$alive" -eq 1 ] || { line="nan nan nan nan 1 0 ? - -"; echo "(server died)" >&2; }
+                    [ "$alive" -eq 1 ] || { line="nan nan nan nan 1 0 ? - - -"; echo "(server died)" >&2; }
                     echo "$line" >>"$OUT/$key"
-                    read -r p50 p99 p999 pmax perr rate serr inl off <<<"$line"
-                    printf 'p50 %s p99 %s p99.9 %s max %s ms, errors %s%s%s\n' "$p50" "$p99" "$p999" \
-                        "$pmax" "$perr" "$([ "$storm" -gt 0 ] && echo ", storm $rate hs/s, $serr failed")" \
-                        "$([ "$inl" != - ] && echo ", signatures $off offloaded $inl inline")" >&2
+                    read -r p50 p99 p999 pmax perr rate serr inl off idle <<<"$line"
+                    printf 'p50 %s p99 %s p99.9 %s max %s ms, errors %s%s%s, CPU idle %s%%\n' "$p50" "$p99" \
+                        "$p999" "$pmax" "$perr" "$([ "$storm" -gt 0 ] && echo ", storm $rate hs/s, $serr failed")" \
+                        "$([ "$inl" != - ] && echo ", signatures $off offloaded $inl inline")" "$idle" >&2
                 done
             done
         done
@@ -309,19 +318,19 @@ done
             echo
             echo "## $title, $cert"
             echo
-            echo "| storm | configuration | p50 ms | p99 ms | p99.9 ms | max ms | storm hs/s | probe errors | storm failed | signatures offloaded / inline |"
-            echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            echo "| storm | configuration | p50 ms | p99 ms | p99.9 ms | max ms | storm hs/s | CPU idle % | probe errors | storm failed | signatures offloaded / inline |"
+            echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             for storm in "${STORMS[@]}"; do
                 for i in "${!MODES[@]}"; do
                     IFS='|' read -r name _ _ _ <<<"${MODES[$i]}"
                     f=$OUT/$server-$cert-$storm-$i
-                    [ -f "$f" ] || { echo "| $(storm_name "$storm") | $name | - | - | - | - | - | - | - | - |"; continue; }
+                    [ -f "$f" ] || { echo "| $(storm_name "$storm") | $name | - | - | - | - | - | - | - | - | - |"; continue; }
                     col() { awk -v c="$1" '{print $c}' "$f"; }
                     rate=-
                     [ "$storm" -eq 0 ] || rate=$(col 6 | median)
-                    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(storm_name "$storm")" \
+                    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(storm_name "$storm")" \
                         "$name" "$(col 1 | median)" "$(col 2 | median)" "$(col 3 | median)" \
-                        "$(col 4 | median)" "$rate" "$(col 5 | sum)" \
+                        "$(col 4 | median)" "$rate" "$(col 10 | median)" "$(col 5 | sum)" \
                         "$([ "$storm" -eq 0 ] && echo - || col 7 | sum)" \
                         "$(o=$(col 9 | sum); [ "$o" = - ] && echo - || echo "$o / $(col 8 | sum)")"
                 done
@@ -330,7 +339,9 @@ done
     done
     echo
     echo "signatures offloaded / inline: the provider's offload-signature-offloaded and -inline, summed over the" \
-        "runs (offload rows only); inline ones ran on the event loop's thread."
+        "runs (offload rows only); inline ones ran on the event loop's thread. CPU idle: the share of both" \
+        "cores idle (/proc/stat) from the probe's start to the storm's end; a storm that leaves the cores idle" \
+        "is limited by its client, not by the server. Storm client at nice $STORM_NICE."
 } >"$RESULTS/tls-latency.md"
 
 # ---- the plots: CDF and 1 - CDF, one curve per configuration, a column per storm ----

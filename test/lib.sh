@@ -51,6 +51,29 @@ EOF
     }>"$file"
 }
 
+# A benchmark's offload configuration: write_offload_conf FILE offload.so
+# with the keys given after FILE and MODULES ("key = value" each) and then
+# those of OFFLOAD_OPTS ("key=value ...", no spaces around "="). Exits
+# unless the file activates offload from MODULES: an "offload" row that
+# silently ran the default provider would be a lie.
+bench_offload_conf() {
+    local file=$1 modules=$2 kv opts=()
+    shift 2
+    opts=("$@")
+    for kv in ${OFFLOAD_OPTS:-}; do
+        [[ $kv =~ ^[a-z0-9_]+=[^=]+$ ]] ||
+            { echo "OFFLOAD_OPTS: \"$kv\" is not key=value (no spaces around =)" >&2; exit 2; }
+        opts+=("${kv%%=*} = ${kv#*=}")
+    done
+    write_offload_conf "$file" offload.so "${opts[@]}"
+    if ! OPENSSL_MODULES=$modules OPENSSL_CONF=$file openssl list -providers 2>&1 |
+        awk '/^  offload$/ { ours = 1 } ours && /status: active/ { ok = 1 } END { exit !ok }'; then
+        echo "$file does not activate offload from $modules:" >&2
+        sed 's/^/    /' "$file" >&2
+        exit 1
+    fi
+}
+
 # A self-signed certificate made by the default provider alone:
 # $1/$2.key and $1/$2.crt (CN=localhost). Further arguments: openssl req's
 # key options (-newkey rsa:2048, -newkey ec -pkeyopt ...). Exits on failure.
@@ -104,7 +127,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
 # haproxy_cfg FILE NBTHREAD ASYNC(0/1) CRT PORT [TIMEOUT]: the benchmarks'
 # HAProxy, one TLS listener on 127.0.0.1 that answers "ok"; no session cache
 # and no tickets, so every connection is a full handshake. TIMEOUT (default
-# 10s) for client, server and keep-alive.
+# 10s) for client, server and keep-alive. HAPROXY_TUNE ("keyword=value ...")
+# adds lines to the global section ("tune.maxpollevents=4").
 haproxy_cfg() {
     local t=${6:-10s}
     {
@@ -115,6 +139,8 @@ haproxy_cfg() {
         echo "    tune.ssl.cachesize 0"
         echo "    ssl-default-bind-options no-tls-tickets"
         echo "    maxconn 4096"
+        local g
+        for g in ${HAPROXY_TUNE:-}; do echo "    ${g/=/ }"; done
         echo "defaults"
         echo "    mode http"
         echo "    timeout connect 5s"
