@@ -163,6 +163,7 @@ static const char *const path_text[OFFLOAD_PATH_COUNT] = {
     [OFFLOAD_PATH_TLS_CBC] = "inline (CBC in TLS mode)",
     [OFFLOAD_PATH_STITCHED] = "inline (stitched TLS cipher)",
     [OFFLOAD_PATH_CALLBACK] = "inline (generation calls back into the application)",
+    [OFFLOAD_PATH_PARAMS] = "inline (parameters only, no key pair)",
     [OFFLOAD_PATH_NO_SIZE] = "inline (output size unknown or buffer short)",
     [OFFLOAD_PATH_NO_MEMORY] = "inline (no memory for a request)",
     [OFFLOAD_PATH_NO_WAIT_FD] = "inline (no wait fd for the job)",

@@ -31,6 +31,7 @@ enum offload_path {
     OFFLOAD_PATH_TLS_CBC,    /* CBC in TLS mode: its MAC points into the output */
     OFFLOAD_PATH_STITCHED,   /* a stitched TLS cipher (AES-CBC-HMAC) */
     OFFLOAD_PATH_CALLBACK,   /* RSA keygen: reports progress through the app's callback */
+    OFFLOAD_PATH_PARAMS,     /* a generation of parameters only: no key pair to make */
     OFFLOAD_PATH_NO_SIZE,    /* the output size is unknown, or the buffer is short */
     OFFLOAD_PATH_NO_MEMORY,  /* no memory for a request */
     OFFLOAD_PATH_NO_WAIT_FD, /* no wait fd for the job's wait ctx */

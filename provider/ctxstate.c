@@ -145,7 +145,7 @@ struct offload_ctxstate *offload_ctxstate_get(void *ctx, offload_ctx_free_fn *fr
         s->maxsig = 0;
         s->enc = 0;
         s->tls_cbc = 0;
-        s->gen_callback = 0;
+        s->gen_inline = 0;
         s->key = NULL;
         s->ext = NULL;
         s->ext_free = NULL;
@@ -259,7 +259,7 @@ void *offload_ctxstate_dup(void *ctx, void *dup, offload_ctx_free_fn *free_ctx,
         dst->maxsig = src->maxsig;
         dst->enc = src->enc;
         dst->tls_cbc = src->tls_cbc;
-        dst->gen_callback = src->gen_callback;
+        dst->gen_inline = src->gen_inline;
         if (src->ext != NULL && src->ext_dup != NULL) {
             void *ext = src->ext_dup(src->ext);
 

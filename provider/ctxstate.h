@@ -63,11 +63,11 @@ struct offload_ctxstate {
     _Atomic unsigned refs;         /* 1 while the context lives, + 1 per request */
     _Atomic int freed;             /* its free came through us: gone for the caller */
     /* The families' per-context state. */
-    int cheap;        /* the key set at init is cheap (keymgmt.h) */
-    size_t maxsig;    /* signature size for the key set at init; 0: ask the default */
-    int enc;          /* ciphers: the last init encrypts */
-    int tls_cbc;      /* ciphers: CBC with "tls-version" set, stays inline */
-    int gen_callback; /* keygen: makes parameters, reporting through the callback */
+    int cheap;      /* the key set at init is cheap (keymgmt.h) */
+    size_t maxsig;  /* signature size for the key set at init; 0: ask the default */
+    int enc;        /* ciphers: the last init encrypts */
+    int tls_cbc;    /* ciphers: CBC with "tls-version" set, stays inline */
+    int gen_inline; /* keygen: why it stays inline (enum offload_path); 0: it may go */
     struct offload_keyref *key; /* the pin on the key the context was given */
     /*
      * A family's own state of the context (signatures: a token key's,

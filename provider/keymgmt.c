@@ -257,8 +257,18 @@ static void *km_gen_init(size_t slot, void *provctx, int selection,
         return NULL;
     }
     s->cheap = alg->rule == OFFLOAD_COST_CHEAP;
-    s->gen_callback =
-        alg->gen_keypair_only && (selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0;
+    /*
+     * Parameters alone cost next to nothing where they are a group's name
+     * (libssl makes such a key for every TLS 1.3 handshake, to hold the
+     * peer's key share: a pause for it was a wake-up for nothing), and
+     * DH and DSA parameter generation reports through the callback.
+     */
+    if (alg->gen_keypair_only && (selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0)
+        s->gen_inline = OFFLOAD_PATH_CALLBACK;
+    else if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0)
+        s->gen_inline = OFFLOAD_PATH_PARAMS;
+    else
+        s->gen_inline = OFFLOAD_PATH_OFFLOADED;
     note_group(alg, s, params);
     return g;
 }
@@ -335,9 +345,10 @@ static void *km_gen(size_t slot, void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     if (!offload_is_running())
         return NULL;
     p = OFFLOAD_PATH_CALLBACK;
-    if (alg->gen_offload && (s = offload_ctxstate_find(genctx)) != NULL &&
-        !s->gen_callback)
-        p = offload_async_path(OFFLOAD_FAM_KEYGEN, s->cheap);
+    if (alg->gen_offload && (s = offload_ctxstate_find(genctx)) != NULL)
+        p = s->gen_inline != OFFLOAD_PATH_OFFLOADED
+                ? (enum offload_path)s->gen_inline
+                : offload_async_path(OFFLOAD_FAM_KEYGEN, s->cheap);
     if (p == OFFLOAD_PATH_OFFLOADED &&
         (req = offload_req_new(gen_job_run, gen_job_release, OFFLOAD_FAM_KEYGEN,
                                sizeof(*j))) == NULL)

@@ -311,6 +311,34 @@ out:
     return ok;
 }
 
+/*
+ * Parameters only, as libssl makes for each TLS 1.3 handshake to hold the
+ * peer's key share: a group's name, no key pair, nothing worth a worker.
+ */
+struct param_case {
+    const char *alg, *group;
+};
+
+static int paramgen(void *arg)
+{
+    const struct param_case *c = arg;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(S.env.libctx, c->alg, NULL);
+    OSSL_PARAM p[] = {
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)c->group, 0),
+        OSSL_PARAM_END};
+    EVP_PKEY *key = NULL;
+    int ok = 0;
+
+    if (pc != NULL && EVP_PKEY_paramgen_init(pc) == 1 &&
+        (c->group == NULL || EVP_PKEY_CTX_set_params(pc, p) == 1))
+        ok = EVP_PKEY_paramgen(pc, &key) == 1 && key != NULL &&
+             test_pkey_in(key, OFFLOAD_PROVIDER_NAME);
+    ERR_clear_error();
+    EVP_PKEY_free(key);
+    EVP_PKEY_CTX_free(pc);
+    return ok;
+}
+
 /* ---- tests ---- */
 
 static void test_cipher_tag(void **state)
@@ -383,6 +411,18 @@ static void test_keygen_generate(void **state)
         check("EC keygen without a group", F_KEYGEN, w, ec_keygen, &none, 1, 1);
         check("EC keygen P-384", F_KEYGEN, w, ec_keygen, &p384, 1, 0);
         check("EC keygen P-256", F_KEYGEN, w, ec_keygen, &p256, 1, 0);
+    }
+}
+
+static void test_keygen_params_inline(void **state)
+{
+    struct param_case ec = {"EC", "P-256"}, x25519 = {"X25519", NULL};
+    enum where w;
+
+    (void)state;
+    for (w = FD_JOBS; w <= CB_JOBS; w++) {
+        check("EC parameters P-256", F_KEYGEN, w, paramgen, &ec, 0, 0);
+        check("X25519 parameters", F_KEYGEN, w, paramgen, &x25519, 0, 0);
     }
 }
 
@@ -480,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_keyexch_derive),
         cmocka_unit_test(test_signature_sign),
         cmocka_unit_test(test_keygen_generate),
+        cmocka_unit_test(test_keygen_params_inline),
     };
 
     return cmocka_run_group_tests_name("counters", tests, group_setup, group_teardown);
