@@ -12,10 +12,12 @@
  * parent's threads and queue (their jobs are the parent's) and starts its
  * own at its first submit.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "accel/accel.h"
+#include "accel/sleepers.h"
 #include "accel/wake.h"
 #include "pkcs11.h"
 
@@ -23,13 +25,13 @@
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t work;
+    struct offload_sleepers idle; /* threads without a request (sleepers.h) */
     struct offload_queue q;
     int have_q;
     pthread_t *threads;
     unsigned nthreads, want;
     int stopping;
-} T = {.lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .want = 32};
+} T = {.lock = PTHREAD_MUTEX_INITIALIZER, .want = 32};
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -51,7 +53,7 @@ static void *token_main(void *arg)
         if (req == NULL) {
             if (T.stopping)
                 break;
-            pthread_cond_wait(&T.work, &T.lock);
+            offload_sleepers_wait(&T.idle, &T.lock);
             continue;
         }
         st = atomic_load(&req->state);
@@ -84,7 +86,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     pthread_mutex_init(&T.lock, NULL);
-    pthread_cond_init(&T.work, NULL);
+    offload_sleepers_init(&T.idle);
     /* The parent's requests: never run here, their memory dropped with the slots. */
     T.q.head = T.q.count = 0;
     free(T.threads);
@@ -94,6 +96,7 @@ static void atfork_child(void)
 
 static void register_atfork(void)
 {
+    offload_sleepers_init(&T.idle);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
@@ -133,6 +136,9 @@ static int start(void)
 
 int offload_p11_pool_submit(struct offload_req *req)
 {
+    unsigned wake;
+
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&T.lock);
     if (T.stopping || (T.nthreads == 0 && !start())) {
         pthread_mutex_unlock(&T.lock);
@@ -147,8 +153,9 @@ int offload_p11_pool_submit(struct offload_req *req)
         return 0;
     }
     offload_req_up(req); /* the token thread's reference */
-    pthread_cond_signal(&T.work);
+    wake = T.q.count > T.idle.woken ? offload_sleepers_claim(&T.idle, 1) : 0;
     pthread_mutex_unlock(&T.lock);
+    offload_sleepers_post(&T.idle, wake);
     return 1;
 }
 
@@ -171,16 +178,17 @@ int offload_p11_pool_take_back(struct offload_req *req)
 void offload_p11_pool_stop(void)
 {
     pthread_t *threads;
-    unsigned i, n;
+    unsigned i, n, wake;
 
     pthread_mutex_lock(&T.lock);
     T.stopping = 1; /* the threads drain the queue, then exit */
-    pthread_cond_broadcast(&T.work);
+    wake = offload_sleepers_claim(&T.idle, UINT_MAX);
     threads = T.threads;
     n = T.nthreads;
     T.threads = NULL;
     T.nthreads = 0;
     pthread_mutex_unlock(&T.lock);
+    offload_sleepers_post(&T.idle, wake);
     for (i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     free(threads);

@@ -9,6 +9,7 @@
  * signature, while a job that just completed usually submits again
  * within a few microseconds.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -19,18 +20,19 @@
 #include <unistd.h>
 
 #include "accel/accel.h"
+#include "accel/sleepers.h"
 #include "accel/wake.h"
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t work;  /* workers sleep here */
-    pthread_cond_t quiet; /* fork() waits here for running to reach 0 */
+    struct offload_sleepers idle; /* workers sleep here (sleepers.h: not a condvar) */
+    pthread_cond_t quiet;         /* fork() waits here for running to reach 0 */
     int forking;
     struct offload_queue q;
     _Atomic size_t qlen; /* q.count, readable without the lock by spinners */
     pthread_t *threads;
     unsigned nthreads;
-    unsigned nsleep, nspin;
+    unsigned nspin;
     int stopping;
     unsigned users;
     struct offload_accel_config cfg; /* set by the first acquire */
@@ -43,7 +45,6 @@ static struct {
     uint64_t done_first_ns;
 } A = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
-    .work = PTHREAD_COND_INITIALIZER,
     .quiet = PTHREAD_COND_INITIALIZER,
 };
 
@@ -70,7 +71,7 @@ static inline void cpu_relax(void)
  * Called with A.lock held and the queue empty; returns with it held.
  * A job whose result has been signalled will soon submit again, so up to
  * one worker per such job busy-waits (yielding the core to any runnable
- * thread, such as the event loop) before sleeping on the condition. Jobs
+ * thread, such as the event loop) before going to sleep. Jobs
  * whose request is still queued or running do not count, and a worker
  * that just finished an expensive request (RSA) does not spin: its job
  * comes back only after the event loop's own wake-up, and spinning through
@@ -102,9 +103,7 @@ static void worker_idle(int after_cheap)
         if (A.q.count > 0 || A.stopping)
             return;
     }
-    A.nsleep++;
-    pthread_cond_wait(&A.work, &A.lock);
-    A.nsleep--;
+    offload_sleepers_wait(&A.idle, &A.lock);
 }
 
 /*
@@ -213,7 +212,7 @@ static void *worker_main(void *arg)
         uint64_t t;
 
         if (A.forking) { /* hold still: no lock of libcrypto's or ours may be taken */
-            pthread_cond_wait(&A.work, &A.lock);
+            offload_sleepers_wait(&A.idle, &A.lock);
             continue;
         }
         req = offload_queue_pop(&A.q);
@@ -281,15 +280,18 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+    unsigned n;
+
     A.forking = 0;
-    pthread_cond_broadcast(&A.work);
+    n = offload_sleepers_claim(&A.idle, UINT_MAX);
     pthread_mutex_unlock(&A.lock);
+    offload_sleepers_post(&A.idle, n);
 }
 
 static void atfork_child(void)
 {
     pthread_mutex_init(&A.lock, NULL);
-    pthread_cond_init(&A.work, NULL);
+    offload_sleepers_init(&A.idle); /* the parent's sleepers are not here */
     pthread_cond_init(&A.quiet, NULL);
     A.forking = 0;
     /*
@@ -301,7 +303,7 @@ static void atfork_child(void)
     atomic_store(&A.qlen, 0);
     free(A.threads);
     A.threads = NULL;
-    A.nthreads = A.nsleep = A.nspin = A.running = A.ndone = 0;
+    A.nthreads = A.nspin = A.running = A.ndone = 0;
     atomic_store(&A.in_flight, 0);
     atomic_store(&A.outstanding, 0);
     atomic_fetch_add(&offload_fork_gen, 1);
@@ -316,16 +318,17 @@ static void atfork_child(void)
 static void accel_atexit(void)
 {
     pthread_t *threads;
-    unsigned i, n;
+    unsigned i, n, wake;
 
     pthread_mutex_lock(&A.lock);
     A.stopping = 1;
-    pthread_cond_broadcast(&A.work);
+    wake = offload_sleepers_claim(&A.idle, UINT_MAX);
     threads = A.threads;
     n = A.nthreads;
     A.threads = NULL;
     A.nthreads = 0;
     pthread_mutex_unlock(&A.lock);
+    offload_sleepers_post(&A.idle, wake);
     for (i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     free(threads);
@@ -334,6 +337,7 @@ static void accel_atexit(void)
 
 static void register_atfork(void)
 {
+    offload_sleepers_init(&A.idle);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atexit(accel_atexit);
 }
@@ -358,7 +362,7 @@ int offload_accel_acquire(const struct offload_accel_config *cfg)
 void offload_accel_release(void)
 {
     pthread_t *threads;
-    unsigned i, n;
+    unsigned i, n, wake;
 
     pthread_mutex_lock(&A.lock);
     if (A.users == 0 || --A.users > 0) {
@@ -367,12 +371,13 @@ void offload_accel_release(void)
     }
     /* Last user: workers drain the queue, then exit. */
     A.stopping = 1;
-    pthread_cond_broadcast(&A.work);
+    wake = offload_sleepers_claim(&A.idle, UINT_MAX);
     threads = A.threads;
     n = A.nthreads;
     A.threads = NULL;
     A.nthreads = 0;
     pthread_mutex_unlock(&A.lock);
+    offload_sleepers_post(&A.idle, wake);
     for (i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     free(threads);
@@ -408,6 +413,8 @@ static int start_workers(void)
 
 int offload_accel_submit(struct offload_req *req)
 {
+    unsigned wake = 0;
+
     pthread_mutex_lock(&A.lock);
     if (A.stopping || A.users == 0 || (A.nthreads == 0 && !start_workers())) {
         pthread_mutex_unlock(&A.lock);
@@ -425,9 +432,11 @@ int offload_accel_submit(struct offload_req *req)
     atomic_store_explicit(&A.qlen, A.q.count, memory_order_relaxed);
     atomic_fetch_add_explicit(&A.in_flight, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&A.outstanding, 1, memory_order_relaxed);
-    if (A.nsleep > 0 && A.q.count > A.nspin)
-        pthread_cond_signal(&A.work);
+    /* A spinning worker, or one already woken, will take it otherwise. */
+    if (A.q.count > A.nspin + A.idle.woken)
+        wake = offload_sleepers_claim(&A.idle, 1);
     pthread_mutex_unlock(&A.lock);
+    offload_sleepers_post(&A.idle, wake);
     return 1;
 }
 
