@@ -3,10 +3,12 @@
  * Unit tests of the accelerator: requests run on the workers, a full
  * queue, the busy_inline rule with the worker held at a gate, take-back,
  * a release from a worker, errors captured on the worker and replayed on
- * the caller's thread. Run functions execute on worker threads: they only
+ * the caller's thread; the sleepers workers wait on (no wake-up lost or
+ * wasted). Run functions execute on worker threads: they only
  * record what they saw; every assertion runs on the main thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +25,7 @@
 #include <openssl/async.h>
 #include <openssl/err.h>
 
+#include "accel/sleepers.h"
 #include "harness.h"
 #include "unit_util.h"
 
@@ -328,6 +331,98 @@ static void test_accel_errors_replayed(void **state)
     offload_req_put(clean);
 }
 
+/* ---- sleepers (accel/sleepers.h) ---- */
+
+#define SLEEPERS_THREADS 3
+#define SLEEPERS_TOKENS  20000
+
+static struct {
+    pthread_mutex_t lock;
+    struct offload_sleepers s;
+    unsigned tokens, taken;
+    int exit;
+} SL = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *sleeper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&SL.lock);
+    while (!SL.exit) {
+        if (SL.tokens > 0) {
+            SL.tokens--;
+            SL.taken++;
+        } else {
+            offload_sleepers_wait(&SL.s, &SL.lock);
+        }
+    }
+    pthread_mutex_unlock(&SL.lock);
+    return NULL;
+}
+
+static unsigned sleepers_asleep(void)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&SL.lock);
+    n = SL.s.asleep;
+    pthread_mutex_unlock(&SL.lock);
+    return n;
+}
+
+static void test_sleepers(void **state)
+{
+    pthread_t t[SLEEPERS_THREADS];
+    unsigned i, n, taken = 0;
+    struct timespec pause = {0, 1000000};
+
+    (void)state;
+    offload_sleepers_init(&SL.s);
+    for (i = 0; i < SLEEPERS_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, sleeper_main, NULL), 0);
+    for (i = 0; i < 5000 && sleepers_asleep() < SLEEPERS_THREADS; i++)
+        nanosleep(&pause, NULL);
+
+    /* A claim reaches only threads no earlier claim reached. */
+    pthread_mutex_lock(&SL.lock);
+    assert_int_equal(SL.s.asleep, SLEEPERS_THREADS);
+    assert_int_equal(offload_sleepers_idle(&SL.s), SLEEPERS_THREADS);
+    assert_int_equal(offload_sleepers_claim(&SL.s, 2), 2);
+    assert_int_equal(offload_sleepers_idle(&SL.s), SLEEPERS_THREADS - 2);
+    assert_int_equal(offload_sleepers_claim(&SL.s, 5), SLEEPERS_THREADS - 2);
+    assert_int_equal(offload_sleepers_claim(&SL.s, 1), 0);
+    pthread_mutex_unlock(&SL.lock);
+    offload_sleepers_post(&SL.s, SLEEPERS_THREADS);
+
+    /* One token, at most one wake-up: every token is taken, none waits forever. */
+    for (i = 0; i < SLEEPERS_TOKENS; i++) {
+        pthread_mutex_lock(&SL.lock);
+        SL.tokens++;
+        n = SL.tokens > SL.s.woken ? offload_sleepers_claim(&SL.s, 1) : 0;
+        pthread_mutex_unlock(&SL.lock);
+        offload_sleepers_post(&SL.s, n);
+    }
+    for (i = 0; i < 10000 && taken < SLEEPERS_TOKENS; i++) {
+        pthread_mutex_lock(&SL.lock);
+        taken = SL.taken;
+        pthread_mutex_unlock(&SL.lock);
+        if (taken < SLEEPERS_TOKENS)
+            nanosleep(&pause, NULL);
+    }
+    assert_int_equal(taken, SLEEPERS_TOKENS);
+
+    pthread_mutex_lock(&SL.lock);
+    SL.exit = 1;
+    n = offload_sleepers_claim(&SL.s, UINT_MAX);
+    assert_true(n <= SLEEPERS_THREADS);
+    pthread_mutex_unlock(&SL.lock);
+    offload_sleepers_post(&SL.s, n);
+    for (i = 0; i < SLEEPERS_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(SL.s.asleep, 0);
+    assert_int_equal(SL.s.woken, 0);
+    assert_int_equal(SL.tokens, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +437,7 @@ int main(void)
                                         teardown_accel),
         cmocka_unit_test_setup_teardown(test_accel_errors_replayed, setup_w1,
                                         teardown_accel),
+        cmocka_unit_test(test_sleepers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
