@@ -153,7 +153,9 @@ int offload_p11_pool_submit(struct offload_req *req)
         return 0;
     }
     offload_req_up(req); /* the token thread's reference */
-    wake = T.q.count > T.idle.woken ? offload_sleepers_claim(&T.idle, 1) : 0;
+    wake = T.q.count > offload_sleepers_woken(&T.idle)
+               ? offload_sleepers_claim(&T.idle, 1)
+               : 0;
     pthread_mutex_unlock(&T.lock);
     offload_sleepers_post(&T.idle, wake);
     return 1;
@@ -178,17 +180,16 @@ int offload_p11_pool_take_back(struct offload_req *req)
 void offload_p11_pool_stop(void)
 {
     pthread_t *threads;
-    unsigned i, n, wake;
+    unsigned i, n;
 
     pthread_mutex_lock(&T.lock);
     T.stopping = 1; /* the threads drain the queue, then exit */
-    wake = offload_sleepers_claim(&T.idle, UINT_MAX);
+    offload_sleepers_wake_all(&T.idle);
     threads = T.threads;
     n = T.nthreads;
     T.threads = NULL;
     T.nthreads = 0;
     pthread_mutex_unlock(&T.lock);
-    offload_sleepers_post(&T.idle, wake);
     for (i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     free(threads);

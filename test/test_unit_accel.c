@@ -385,9 +385,9 @@ static void test_sleepers(void **state)
     /* A claim reaches only threads no earlier claim reached. */
     pthread_mutex_lock(&SL.lock);
     assert_int_equal(SL.s.asleep, SLEEPERS_THREADS);
-    assert_int_equal(offload_sleepers_idle(&SL.s), SLEEPERS_THREADS);
+    assert_int_equal(offload_sleepers_woken(&SL.s), 0);
     assert_int_equal(offload_sleepers_claim(&SL.s, 2), 2);
-    assert_int_equal(offload_sleepers_idle(&SL.s), SLEEPERS_THREADS - 2);
+    assert_int_equal(offload_sleepers_woken(&SL.s), 2);
     assert_int_equal(offload_sleepers_claim(&SL.s, 5), SLEEPERS_THREADS - 2);
     assert_int_equal(offload_sleepers_claim(&SL.s, 1), 0);
     pthread_mutex_unlock(&SL.lock);
@@ -397,7 +397,8 @@ static void test_sleepers(void **state)
     for (i = 0; i < SLEEPERS_TOKENS; i++) {
         pthread_mutex_lock(&SL.lock);
         SL.tokens++;
-        n = SL.tokens > SL.s.woken ? offload_sleepers_claim(&SL.s, 1) : 0;
+        n = SL.tokens > offload_sleepers_woken(&SL.s) ? offload_sleepers_claim(&SL.s, 1)
+                                                      : 0;
         pthread_mutex_unlock(&SL.lock);
         offload_sleepers_post(&SL.s, n);
     }
@@ -412,10 +413,9 @@ static void test_sleepers(void **state)
 
     pthread_mutex_lock(&SL.lock);
     SL.exit = 1;
-    n = offload_sleepers_claim(&SL.s, UINT_MAX);
-    assert_true(n <= SLEEPERS_THREADS);
+    offload_sleepers_wake_all(&SL.s);
+    assert_true(offload_sleepers_woken(&SL.s) <= SLEEPERS_THREADS);
     pthread_mutex_unlock(&SL.lock);
-    offload_sleepers_post(&SL.s, n);
     for (i = 0; i < SLEEPERS_THREADS; i++)
         assert_int_equal(pthread_join(t[i], NULL), 0);
     assert_int_equal(SL.s.asleep, 0);

@@ -280,12 +280,9 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
-    unsigned n;
-
     A.forking = 0;
-    n = offload_sleepers_claim(&A.idle, UINT_MAX);
+    offload_sleepers_wake_all(&A.idle);
     pthread_mutex_unlock(&A.lock);
-    offload_sleepers_post(&A.idle, n);
 }
 
 static void atfork_child(void)
@@ -318,17 +315,16 @@ static void atfork_child(void)
 static void accel_atexit(void)
 {
     pthread_t *threads;
-    unsigned i, n, wake;
+    unsigned i, n;
 
     pthread_mutex_lock(&A.lock);
     A.stopping = 1;
-    wake = offload_sleepers_claim(&A.idle, UINT_MAX);
+    offload_sleepers_wake_all(&A.idle);
     threads = A.threads;
     n = A.nthreads;
     A.threads = NULL;
     A.nthreads = 0;
     pthread_mutex_unlock(&A.lock);
-    offload_sleepers_post(&A.idle, wake);
     for (i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     free(threads);
@@ -362,7 +358,7 @@ int offload_accel_acquire(const struct offload_accel_config *cfg)
 void offload_accel_release(void)
 {
     pthread_t *threads;
-    unsigned i, n, wake;
+    unsigned i, n;
 
     pthread_mutex_lock(&A.lock);
     if (A.users == 0 || --A.users > 0) {
@@ -371,13 +367,12 @@ void offload_accel_release(void)
     }
     /* Last user: workers drain the queue, then exit. */
     A.stopping = 1;
-    wake = offload_sleepers_claim(&A.idle, UINT_MAX);
+    offload_sleepers_wake_all(&A.idle);
     threads = A.threads;
     n = A.nthreads;
     A.threads = NULL;
     A.nthreads = 0;
     pthread_mutex_unlock(&A.lock);
-    offload_sleepers_post(&A.idle, wake);
     for (i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     free(threads);
@@ -433,7 +428,7 @@ int offload_accel_submit(struct offload_req *req)
     atomic_fetch_add_explicit(&A.in_flight, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&A.outstanding, 1, memory_order_relaxed);
     /* A spinning worker, or one already woken, will take it otherwise. */
-    if (A.q.count > A.nspin + A.idle.woken)
+    if (A.q.count > A.nspin + offload_sleepers_woken(&A.idle))
         wake = offload_sleepers_claim(&A.idle, 1);
     pthread_mutex_unlock(&A.lock);
     offload_sleepers_post(&A.idle, wake);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Sleeping threads woken without blocking the waker (see sleepers.h). */
 #include <errno.h>
+#include <limits.h>
 
 #include "accel/sleepers.h"
 
@@ -21,9 +22,9 @@ void offload_sleepers_wait(struct offload_sleepers *s, pthread_mutex_t *lock)
     s->woken--;
 }
 
-unsigned offload_sleepers_idle(const struct offload_sleepers *s)
+unsigned offload_sleepers_woken(const struct offload_sleepers *s)
 {
-    return s->asleep - s->woken;
+    return s->woken;
 }
 
 unsigned offload_sleepers_claim(struct offload_sleepers *s, unsigned n)
@@ -40,4 +41,9 @@ void offload_sleepers_post(struct offload_sleepers *s, unsigned n)
 {
     while (n-- > 0)
         sem_post(&s->sem);
+}
+
+void offload_sleepers_wake_all(struct offload_sleepers *s)
+{
+    offload_sleepers_post(s, offload_sleepers_claim(s, UINT_MAX));
 }

@@ -38,8 +38,11 @@ void offload_sleepers_init(struct offload_sleepers *s);
 /* With |lock| held: sleeps until woken; returns with |lock| held again. */
 void offload_sleepers_wait(struct offload_sleepers *s, pthread_mutex_t *lock);
 
-/* With the mutex held: threads asleep that no wake-up has reached yet. */
-unsigned offload_sleepers_idle(const struct offload_sleepers *s);
+/*
+ * With the mutex held: wake-ups posted (or claimed) that no thread has
+ * consumed yet, i.e. threads already on their way to look for work.
+ */
+unsigned offload_sleepers_woken(const struct offload_sleepers *s);
 
 /*
  * With the mutex held: claims up to |n| of the idle threads and returns
@@ -49,5 +52,11 @@ unsigned offload_sleepers_idle(const struct offload_sleepers *s);
  */
 unsigned offload_sleepers_claim(struct offload_sleepers *s, unsigned n);
 void offload_sleepers_post(struct offload_sleepers *s, unsigned n);
+
+/*
+ * With the mutex held: wakes every thread asleep. For the rare paths
+ * (stop, after fork); the threads then wait for the mutex, which is fine.
+ */
+void offload_sleepers_wake_all(struct offload_sleepers *s);
 
 #endif
