@@ -27,6 +27,18 @@
  * worker_nice   the worker threads' nice value, so the event loop that
  *               submits to them is never queued behind them on a busy
  *               core (0..19; OFFLOAD_WORKER_NICE_DEFAULT)
+ * worker_policy how the kernel schedules the workers (normal):
+ *               "normal"  SCHED_OTHER at worker_nice, a fair share
+ *               "idle"    SCHED_IDLE: a worker runs only on CPU time no
+ *                         other thread wants, and any other thread that
+ *                         wakes preempts it at once. On EEVDF kernels
+ *                         (Linux 6.6+) a woken thread otherwise waits for
+ *                         the running worker's slice to end, at the next
+ *                         tick (up to 4 ms at HZ=250), whatever the nice
+ *                         values. For servers whose event loop must never
+ *                         wait behind a worker; on a machine whose cores
+ *                         are all busy with other threads, offloaded work
+ *                         then waits for them
  * debug         log to stderr, also env OFFLOAD_DEBUG=1 (0..1; 0): the
  *               configuration at load, each counted operation's path and
  *               why ("offload[<pid>]: signature RSA sign: offloaded",
@@ -63,6 +75,7 @@
 #define OFFLOAD_CONF_SPIN_US        "spin_us"
 #define OFFLOAD_CONF_WORKER_NICE    "worker_nice"
 #define OFFLOAD_WORKER_NICE_DEFAULT 0
+#define OFFLOAD_CONF_WORKER_POLICY  "worker_policy"
 #define OFFLOAD_CONF_DEBUG          "debug"
 #define OFFLOAD_CONF_STATS_FILE     "stats_file"
 #define OFFLOAD_CONF_STATS_FORMAT   "stats_format"

@@ -99,6 +99,19 @@ static int parse_stats_format(const char *val, const char *from,
     return 1;
 }
 
+static int parse_worker_policy(const char *val, enum offload_worker_policy *out,
+                               char *err, size_t errlen)
+{
+    if (strcasecmp(val, "normal") == 0)
+        *out = OFFLOAD_POLICY_NORMAL;
+    else if (strcasecmp(val, "idle") == 0)
+        *out = OFFLOAD_POLICY_IDLE;
+    else
+        return bad(err, errlen, "%s = \"%s\": expected normal or idle",
+                   OFFLOAD_CONF_WORKER_POLICY, val);
+    return 1;
+}
+
 /* One unsigned key: |val| (when set) into *dst, within [lo, hi]. */
 #define UINT_KEY(key, val, lo, hi, dst)                                                  \
     do {                                                                                 \
@@ -132,6 +145,10 @@ int offload_config_parse(const struct offload_config_text *text,
     UINT_KEY(OFFLOAD_CONF_BUSY_INLINE, text->busy_inline, 0, 1u << 20, &cfg->busy_inline);
     UINT_KEY(OFFLOAD_CONF_SPIN_US, text->spin_us, 0, 10000, &cfg->spin_us);
     UINT_KEY(OFFLOAD_CONF_WORKER_NICE, text->worker_nice, 0, 19, &cfg->worker_nice);
+    cfg->worker_policy = OFFLOAD_POLICY_NORMAL;
+    if (text->worker_policy != NULL &&
+        !parse_worker_policy(text->worker_policy, &cfg->worker_policy, err, errlen))
+        return 0;
     UINT_KEY(OFFLOAD_CONF_DEBUG, text->debug, 0, 1, &debug);
     cfg->debug = (int)debug;
     if (text->offload != NULL &&
@@ -181,7 +198,7 @@ int offload_config_parse(const struct offload_config_text *text,
 int offload_config_diff(const struct offload_config *a, const struct offload_config *b,
                         char *buf, size_t len)
 {
-    const char *keys[13];
+    const char *keys[14];
     int n = 0, i;
     size_t used = 0;
 
@@ -197,6 +214,8 @@ int offload_config_diff(const struct offload_config *a, const struct offload_con
         keys[n++] = OFFLOAD_CONF_SPIN_US;
     if (a->worker_nice != b->worker_nice)
         keys[n++] = OFFLOAD_CONF_WORKER_NICE;
+    if (a->worker_policy != b->worker_policy)
+        keys[n++] = OFFLOAD_CONF_WORKER_POLICY;
     if (a->families != b->families)
         keys[n++] = OFFLOAD_CONF_OFFLOAD;
     if (a->debug != b->debug)
@@ -231,9 +250,11 @@ void offload_config_format(const struct offload_config *cfg, char *buf, size_t l
                                   family_names[f]);
     snprintf(buf, len,
              "workers=%u queue_depth=%u inline_below=%zu busy_inline=%u spin_us=%u "
-             "worker_nice=%u offload=%s debug=%d",
+             "worker_nice=%u worker_policy=%s offload=%s debug=%d",
              cfg->workers, cfg->queue_depth, cfg->inline_below, cfg->busy_inline,
-             cfg->spin_us, cfg->worker_nice, n > 0 ? fams : "none", cfg->debug);
+             cfg->spin_us, cfg->worker_nice,
+             cfg->worker_policy == OFFLOAD_POLICY_IDLE ? "idle" : "normal",
+             n > 0 ? fams : "none", cfg->debug);
 }
 
 void offload_config_report_unknown(const char *provname)
@@ -249,6 +270,7 @@ void offload_config_report_unknown(const char *provname)
                                         OFFLOAD_CONF_OFFLOAD,
                                         OFFLOAD_CONF_SPIN_US,
                                         OFFLOAD_CONF_WORKER_NICE,
+                                        OFFLOAD_CONF_WORKER_POLICY,
                                         OFFLOAD_CONF_DEBUG,
                                         OFFLOAD_CONF_STATS_FILE,
                                         OFFLOAD_CONF_STATS_FORMAT,

@@ -22,6 +22,12 @@ enum offload_stats_format {
     OFFLOAD_STATS_PROMETHEUS /* Prometheus text exposition format */
 };
 
+/* How the workers are scheduled (the worker_policy key). */
+enum offload_worker_policy {
+    OFFLOAD_POLICY_NORMAL, /* SCHED_OTHER at worker_nice */
+    OFFLOAD_POLICY_IDLE    /* SCHED_IDLE: preempted by any other thread */
+};
+
 struct offload_config {
     unsigned workers;
     unsigned queue_depth;
@@ -29,7 +35,8 @@ struct offload_config {
     unsigned busy_inline; /* per worker; 0: off */
     unsigned spin_us;
     unsigned worker_nice; /* the workers' nice value: under the caller's */
-    unsigned families;    /* bit per family: offload allowed */
+    enum offload_worker_policy worker_policy;
+    unsigned families; /* bit per family: offload allowed */
     int debug;
     char stats_file[256]; /* "" or where the counters are rewritten */
     enum offload_stats_format stats_format;
@@ -41,8 +48,8 @@ struct offload_config {
 /* The section's values as the core hands them over; NULL: not set. */
 struct offload_config_text {
     const char *workers, *queue_depth, *inline_below, *busy_inline, *offload, *spin_us,
-        *worker_nice, *debug, *stats_file, *stats_format, *pkcs11_module, *pkcs11_threads,
-        *pkcs11_pin_file;
+        *worker_nice, *worker_policy, *debug, *stats_file, *stats_format, *pkcs11_module,
+        *pkcs11_threads, *pkcs11_pin_file;
 };
 
 /*

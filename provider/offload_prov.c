@@ -61,6 +61,7 @@ static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cf
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&t.offload, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&t.spin_us, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKER_NICE, (char **)&t.worker_nice, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKER_POLICY, (char **)&t.worker_policy, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_DEBUG, (char **)&t.debug, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FILE, (char **)&t.stats_file, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_STATS_FORMAT, (char **)&t.stats_format, 0),
@@ -341,7 +342,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         goto err;
     }
     if (!offload_accel_acquire(&(struct offload_accel_config){
-            active.workers, active.queue_depth, active.spin_us, active.worker_nice})) {
+            active.workers, active.queue_depth, active.spin_us, active.worker_nice,
+            active.worker_policy == OFFLOAD_POLICY_IDLE})) {
         offload_soft_release();
         OFFLOAD_RAISE(NULL, OFFLOAD_R_ALLOC, "queue of %u requests", active.queue_depth);
         goto err;

@@ -71,6 +71,7 @@ static const struct badconf badconfs[] = {
     {"inline_below = 12k\n", "inline_below = \"12k\""},
     {"spin_us = 10001\n", "spin_us = \"10001\""},
     {"worker_nice = 20\n", "worker_nice = \"20\""},
+    {"worker_policy = fifo\n", "worker_policy = \"fifo\""},
     {"busy_inline = -3\n", "busy_inline = \"-3\""},
     {"offload = signature,bogus\n", "offload = \"signature,bogus\""},
     {"debug = yes\n", "debug = \"yes\""},

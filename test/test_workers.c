@@ -4,9 +4,11 @@
  * worker runs at nice N and the application's threads keep theirs, so a
  * server's event loop preempts a busy worker instead of queueing behind it.
  * Read from /proc/self/task/<tid>/stat (field 19, the nice value) after
- * RSA signatures in jobs have started the workers.
+ * RSA signatures in jobs have started the workers. With worker_policy =
+ * idle they run SCHED_IDLE (sched_getscheduler() of each thread id).
  */
 #include <dirent.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,6 +102,21 @@ static void run_jobs(test_env *env)
     EVP_PKEY_free(key);
 }
 
+/* How many of this process's threads the kernel schedules with |policy|. */
+static int threads_with_policy(int policy)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && sched_getscheduler((pid_t)atoi(de->d_name)) == policy)
+            n++;
+    closedir(d);
+    return n;
+}
+
 static void test_worker_nice(void **state)
 {
     test_env env;
@@ -123,10 +140,39 @@ static void test_worker_nice(void **state)
     test_env_close(&env);
 }
 
+/*
+ * worker_policy = idle: the workers run SCHED_IDLE, so any thread of the
+ * application that wakes preempts them at once; the application's own
+ * threads keep SCHED_OTHER. And the default leaves every thread alone.
+ */
+static void test_worker_policy(void **state)
+{
+    test_env env;
+    int i;
+
+    (void)state;
+    assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+    assert_true(test_env_open(&env, "workers = 2\n"));
+    run_jobs(&env);
+    assert_int_equal(threads_with_policy(SCHED_IDLE), 0);
+    test_env_close(&env);
+
+    assert_true(test_env_open(&env, "workers = 2\nworker_policy = idle\n"));
+    run_jobs(&env);
+    for (i = 0; i < 1000 && threads_with_policy(SCHED_IDLE) < WORKERS; i++)
+        usleep(10000);
+    assert_int_equal(threads_with_policy(SCHED_IDLE), WORKERS);
+    assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+    test_env_close(&env);
+    /* The accelerator stopped with its last user: no idle thread is left. */
+    assert_int_equal(threads_with_policy(SCHED_IDLE), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_nice),
+        cmocka_unit_test(test_worker_policy),
     };
 
     return cmocka_run_group_tests_name("workers", tests, NULL, NULL);

@@ -13,7 +13,7 @@ struct offload_accel_config accel_conf;
 
 void set_conf(unsigned workers, unsigned depth)
 {
-    accel_conf = (struct offload_accel_config){workers, depth, 50, 0};
+    accel_conf = (struct offload_accel_config){workers, depth, 50, 0, 0};
     offload_async_configure((1u << OFFLOAD_FAM_COUNT) - 1, 0, workers, 0);
 }
 

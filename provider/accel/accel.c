@@ -205,6 +205,15 @@ static void *worker_main(void *arg)
     if (A.cfg.nice > 0 &&
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)A.cfg.nice) != 0)
         OFFLOAD_DEBUG("worker: cannot set nice %u", A.cfg.nice);
+    /*
+     * SCHED_IDLE, per thread as well: any other thread that wakes on this
+     * core preempts the worker at once (the kernel checks it on wake-up,
+     * CFS and EEVDF alike), where a nice value only shortens its share.
+     */
+    if (A.cfg.idle_policy &&
+        sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){.sched_priority = 0}) !=
+            0)
+        OFFLOAD_DEBUG("worker: cannot set SCHED_IDLE");
     pthread_mutex_lock(&A.lock);
     for (;;) {
         struct offload_req *req;

@@ -129,6 +129,7 @@ struct offload_accel_config {
     unsigned queue_depth; /* the bounded queue's length */
     unsigned spin_us;     /* an idle worker's busy-wait after a cheap request */
     unsigned nice;        /* each worker thread's nice value (0..19) */
+    int idle_policy;      /* 1: workers run SCHED_IDLE (worker_policy = idle) */
 };
 
 /*
