@@ -24,9 +24,11 @@
  * offload       families offloaded: "all", "none" or a comma list (all)
  * spin_us       an idle worker's busy-wait for jobs about to submit
  *               again (0..10000; 200)
- * worker_nice   the worker threads' nice value, so the event loop that
- *               submits to them is never queued behind them on a busy
- *               core (0..19; OFFLOAD_WORKER_NICE_DEFAULT)
+ * worker_nice   the worker threads' nice value: a smaller share of a
+ *               contended core for them than for the application's
+ *               threads (0..19; OFFLOAD_WORKER_NICE_DEFAULT); it does not
+ *               make a woken event loop preempt a running worker on EEVDF
+ *               kernels (see worker_policy)
  * worker_policy how the kernel schedules the workers (normal):
  *               "normal"  SCHED_OTHER at worker_nice, a fair share
  *               "idle"    SCHED_IDLE: a worker runs only on CPU time no

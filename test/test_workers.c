@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The worker threads as the scheduler sees them: with worker_nice = N each
- * worker runs at nice N and the application's threads keep theirs, so a
- * server's event loop preempts a busy worker instead of queueing behind it.
+ * worker runs at nice N and the application's threads keep theirs.
  * Read from /proc/self/task/<tid>/stat (field 19, the nice value) after
  * RSA signatures in jobs have started the workers. With worker_policy =
  * idle they run SCHED_IDLE (sched_getscheduler() of each thread id).
