@@ -63,8 +63,14 @@ static int thread_nice(const char *tid)
     return nice;
 }
 
-/* How many of this process's threads run at nice |nice|. */
-static int threads_at(int nice)
+/* The scheduling policy of thread |tid| (SCHED_OTHER, SCHED_IDLE, ...), or -1. */
+static int thread_policy(const char *tid)
+{
+    return sched_getscheduler((pid_t)atoi(tid));
+}
+
+/* How many of this process's threads have |attr|(tid) == |value|. */
+static int threads_where(int (*attr)(const char *tid), int value)
 {
     DIR *d = opendir("/proc/self/task");
     struct dirent *de;
@@ -72,7 +78,7 @@ static int threads_at(int nice)
 
     assert_non_null(d);
     while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.' && thread_nice(de->d_name) == nice)
+        if (de->d_name[0] != '.' && attr(de->d_name) == value)
             n++;
     closedir(d);
     return n;
@@ -101,21 +107,6 @@ static void run_jobs(test_env *env)
     EVP_PKEY_free(key);
 }
 
-/* How many of this process's threads the kernel schedules with |policy|. */
-static int threads_with_policy(int policy)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *de;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.' && sched_getscheduler((pid_t)atoi(de->d_name)) == policy)
-            n++;
-    closedir(d);
-    return n;
-}
-
 static void test_worker_nice(void **state)
 {
     test_env env;
@@ -132,9 +123,9 @@ static void test_worker_nice(void **state)
      * worker sets its nice value as it starts; on a loaded machine one may
      * not have run yet when the jobs are done, so wait for it (10 s at most).
      */
-    for (i = 0; i < 1000 && threads_at(NICE) < WORKERS; i++)
+    for (i = 0; i < 1000 && threads_where(thread_nice, NICE) < WORKERS; i++)
         usleep(10000);
-    assert_int_equal(threads_at(NICE), WORKERS);
+    assert_int_equal(threads_where(thread_nice, NICE), WORKERS);
     assert_int_equal(getpriority(PRIO_PROCESS, 0), mine);
     test_env_close(&env);
 }
@@ -153,18 +144,18 @@ static void test_worker_policy(void **state)
     assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
     assert_true(test_env_open(&env, "workers = 2\n"));
     run_jobs(&env);
-    assert_int_equal(threads_with_policy(SCHED_IDLE), 0);
+    assert_int_equal(threads_where(thread_policy, SCHED_IDLE), 0);
     test_env_close(&env);
 
     assert_true(test_env_open(&env, "workers = 2\nworker_policy = idle\n"));
     run_jobs(&env);
-    for (i = 0; i < 1000 && threads_with_policy(SCHED_IDLE) < WORKERS; i++)
+    for (i = 0; i < 1000 && threads_where(thread_policy, SCHED_IDLE) < WORKERS; i++)
         usleep(10000);
-    assert_int_equal(threads_with_policy(SCHED_IDLE), WORKERS);
+    assert_int_equal(threads_where(thread_policy, SCHED_IDLE), WORKERS);
     assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
     test_env_close(&env);
     /* The accelerator stopped with its last user: no idle thread is left. */
-    assert_int_equal(threads_with_policy(SCHED_IDLE), 0);
+    assert_int_equal(threads_where(thread_policy, SCHED_IDLE), 0);
 }
 
 int main(void)
