@@ -40,6 +40,7 @@ static struct {
     _Atomic unsigned outstanding;    /* submitted, result not yet collected by its job */
     size_t high_water;               /* survives queue re-creation */
     unsigned running;                /* workers executing a request */
+    unsigned costly;                 /* of them, on an expensive one (RSA) */
     struct offload_req *done[16];    /* completions held for a batched signal */
     unsigned ndone;
     uint64_t done_first_ns;
@@ -109,12 +110,16 @@ static void worker_idle(int after_cheap)
 /*
  * Completions are signalled in batches shared by all workers: they are
  * held until BATCH_MAX are held, the oldest has waited BATCH_AGE_NS, or
- * the queue is dry and no worker is still running one (whoever finishes
- * last signals for everybody). The event loop then wakes once for several
- * jobs instead of once per job — its wake-up and its poll over every job's
- * fd cost more than an ECDSA signature. An expensive request (RSA) is
- * signalled as soon as it completes, and held ones are signalled before
- * one runs, unless the queue is deep (see deep()).
+ * the queue is dry and no worker is still running a cheap one (whoever
+ * finishes last signals for everybody). The event loop then wakes once for
+ * several jobs instead of once per job — its wake-up and its poll over
+ * every job's fd cost more than an ECDSA signature. An expensive request
+ * (RSA) is signalled as soon as it completes, and held ones are signalled
+ * before one runs, unless the queue is deep (see deep()). A worker that
+ * goes dry while the others run RSA signatures signals at once: nobody
+ * else would before a signature is done, up to a millisecond on a shared
+ * core, and the event loop waiting for the held job may have nothing else
+ * to do.
  *
  * A cipher record (req->prompt) is never held: its job's next record waits
  * on it, and the event loop is awake, running records of its own while the
@@ -230,7 +235,7 @@ static void *worker_main(void *arg)
              * Dry: signal what is held unless a running worker will; when
              * stopping, whoever leaves first takes it.
              */
-            if (A.ndone > 0 && (A.running == 0 || A.stopping ||
+            if (A.ndone > 0 && (A.running == A.costly || A.stopping ||
                                 now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
                 signal_held();
                 continue;
@@ -250,6 +255,7 @@ static void *worker_main(void *arg)
         if (!req->cheap && A.ndone > 0 && !deep())
             signal_held();
         A.running++;
+        A.costly += !req->cheap;
         pthread_mutex_unlock(&A.lock);
 
         offload_req_execute(req);
@@ -259,6 +265,7 @@ static void *worker_main(void *arg)
         last_cheap = req->cheap;
 
         pthread_mutex_lock(&A.lock);
+        A.costly -= !req->cheap;
         running_done();
         if (A.ndone == 0)
             A.done_first_ns = t;
@@ -309,7 +316,7 @@ static void atfork_child(void)
     atomic_store(&A.qlen, 0);
     free(A.threads);
     A.threads = NULL;
-    A.nthreads = A.nspin = A.running = A.ndone = 0;
+    A.nthreads = A.nspin = A.running = A.costly = A.ndone = 0;
     atomic_store(&A.in_flight, 0);
     atomic_store(&A.outstanding, 0);
     atomic_fetch_add(&offload_fork_gen, 1);
