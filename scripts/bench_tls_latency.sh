@@ -13,9 +13,15 @@
 #          time it was due (a stalled server is not hidden by the probe
 #          waiting for it)
 #   storm  at nice STORM_NICE (19), STORMS concurrent connections of full handshakes, no
-#          resumption: HAProxy: `ab -f TLS1.3 -c N` (one request per
+#          resumption, spread over STORM_PROCS client processes (one per
+#          core): HAProxy: `ab -f TLS1.3 -c N/procs` (one request per
 #          connection); reference server: test/tls_ref_client --requests 0;
-#          storm 0 is the idle baseline (the probe alone)
+#          storm 0 is the idle baseline (the probe alone). Both clients are
+#          single-threaded: one of them alone at nice 19 on these cores is
+#          what limits the handshakes/s of a server that uses both (perf
+#          sched: the scheduler packs it onto the event loop's core, its
+#          weight of 15 hides it from the load balancer, and the other core
+#          idles), so the server would not be what the figure measures
 #
 # Servers, each with an RSA-2048 and a P-256 certificate, three ways:
 #   haproxy  Debian's HAProxy: nbthread 1 default provider; nbthread 1
@@ -39,7 +45,9 @@
 #                                            (the defaults: 144 runs, about 8 minutes)
 #   PROBE_CONNS=4 PROBE_INTERVAL_MS=5 WARMUP=0.5 RESULTS=/tmp/lat ...
 #   OFFLOAD_OPTS="workers=1 spin_us=0" ...   keys of the provider's openssl.cnf section
-#   STORM_NICE=0 ...                         the storm client's nice value (default 19)
+#   STORM_NICE=0 ...                         the storm clients' nice value (default 19)
+#   STORM_PROCS=1 ...                        storm client processes, sharing its connections
+#                                            (default: one per core)
 #   HAPROXY_TUNE="tune.maxpollevents=4" ...  more lines of HAProxy's global section
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +65,11 @@ read -r -a CERTS <<<"${CERTS:-rsa2048 p256}"
 PCONNS=${PROBE_CONNS:-4}
 PINT=${PROBE_INTERVAL_MS:-5}
 STORM_NICE=${STORM_NICE:-19}
+STORM_PROCS=${STORM_PROCS:-$(nproc)}
+for st in "${STORMS[@]}"; do
+    [ $((st % STORM_PROCS)) -eq 0 ] ||
+        { echo "bench_tls_latency: storm $st does not split over STORM_PROCS=$STORM_PROCS clients" >&2; exit 2; }
+done
 MODULES=${OFFLOAD_MODULES:-$BUILD/provider}
 RESULTS=${RESULTS:-$BUILD/tls-latency}
 PROBE=$BUILD/test/latency_probe
@@ -192,6 +205,7 @@ measure() { # server, cert, storm, conf, raw file
     local tsec rate=0 serr=0 inl=- off=-
     local s1 o1 t0 t1 idle
     : >"$OUT/probe.out"
+    rm -f "$OUT"/storm.*.out
     t0=$(cpu_ticks)
     "${PROBE_NICE[@]}" "$PROBE" --port "$PORT" --conns "$PCONNS" --interval-ms "$PINT" \
         --duration "$SECS" --warmup "$WARMUP" --proto "$([ "$server" = haproxy ] && echo http || echo ref)" \
@@ -204,20 +218,24 @@ measure() { # server, cert, storm, conf, raw file
         sleep 0.02
     done
     if [ "$storm" -gt 0 ]; then
-        # The storm covers the probe's warm-up and its recorded seconds.
-        if [ "$server" = haproxy ]; then
-            tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {t = w + s + 0.3; printf "%d", t == int(t) ? t : int(t) + 1}')
-            nice -n "$STORM_NICE" ab -q -f TLS1.3 -c "$storm" -t "$tsec" -n 100000000 \
-                "https://127.0.0.1:$PORT/" >"$OUT/storm.out" 2>&1 &
-        else
-            tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {print w + s + 0.3}')
-            nice -n "$STORM_NICE" "$REF_CLIENT" --port "$PORT" --conns "$storm" --duration "$tsec" \
-                --requests 0 --tls1.3 --groups X25519:P-256 --cafile "$OUT/$cert.crt" \
-                --quiet >"$OUT/storm.out" 2>&1 &
-        fi
-        spid=$!
-        JOBS+=("$spid")
-        wait "$spid" || sp=$?
+        # The storm covers the probe's warm-up and its recorded seconds;
+        # STORM_PROCS clients share its connections.
+        local per=$((storm / STORM_PROCS)) j spids=()
+        for ((j = 0; j < STORM_PROCS; j++)); do
+            if [ "$server" = haproxy ]; then
+                tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {t = w + s + 0.3; printf "%d", t == int(t) ? t : int(t) + 1}')
+                nice -n "$STORM_NICE" ab -q -f TLS1.3 -c "$per" -t "$tsec" -n 100000000 \
+                    "https://127.0.0.1:$PORT/" >"$OUT/storm.$j.out" 2>&1 &
+            else
+                tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {print w + s + 0.3}')
+                nice -n "$STORM_NICE" "$REF_CLIENT" --port "$PORT" --conns "$per" --duration "$tsec" \
+                    --requests 0 --tls1.3 --groups X25519:P-256 --cafile "$OUT/$cert.crt" \
+                    --quiet >"$OUT/storm.$j.out" 2>&1 &
+            fi
+            spids+=($!)
+            JOBS+=($!)
+        done
+        for spid in "${spids[@]}"; do wait "$spid" || sp=$?; done
     fi
     local pr=0
     wait "$ppid" || pr=$?
@@ -227,15 +245,15 @@ measure() { # server, cert, storm, conf, raw file
         t = i + y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * i / t : 0)}')
     if [ "$storm" -gt 0 ]; then
         if [ "$server" = haproxy ]; then
-            rate=$(awk '/^Requests per second:/ {print $4}' "$OUT/storm.out")
+            rate=$(awk '/^Requests per second:/ {s += $4} END {print s}' "$OUT"/storm.*.out)
             # ab counts a failed handshake as complete: failed + non-2xx + exit status.
-            serr=$(awk '/^Failed requests:/ {f = $3} /^Non-2xx responses:/ {n = $3}
-                        END {print f + n}' "$OUT/storm.out")
+            serr=$(awk '/^Failed requests:/ {f += $3} /^Non-2xx responses:/ {n += $3}
+                        END {print f + n}' "$OUT"/storm.*.out)
         else
-            rate=$(awk '/^tls_ref_client: handshakes/ {for (i = 1; i < NF; i++) if ($(i + 1) == "hs/s") print $i}' \
-                "$OUT/storm.out")
-            serr=$(awk '/^tls_ref_client: handshakes/ {for (i = 1; i < NF; i++) if ($i == "errors") print $(i + 1)}' \
-                "$OUT/storm.out")
+            rate=$(awk '/^tls_ref_client: handshakes/ {for (i = 1; i < NF; i++) if ($(i + 1) == "hs/s") s += $i}
+                        END {print s}' "$OUT"/storm.*.out)
+            serr=$(awk '/^tls_ref_client: handshakes/ {for (i = 1; i < NF; i++) if ($i == "errors") e += $(i + 1)}
+                        END {print e}' "$OUT"/storm.*.out)
         fi
         [ "$sp" -eq 0 ] || serr=$((${serr:-0} > 0 ? ${serr:-0} : 1))
         rate=${rate:-0}
@@ -272,7 +290,7 @@ echo "openssl: $(openssl version | awk '{print $2}')" \
     "$(command -v haproxy >/dev/null && echo "  haproxy: $(haproxy -v | head -1 | awk '{print $3}')")" \
     "$(command -v ab >/dev/null && echo "  ab: $(ab -V | awk '/^This is ApacheBench/ {print $5}' | tr -d ,)")"
 echo "probe: $PCONNS keep-alive TLS 1.3 connections, a request every $PINT ms each (${PROBE_NICE[*]:-nice 0})," \
-    "${SECS}s recorded after ${WARMUP}s; storms: ${STORMS[*]} concurrent full handshakes (nice $STORM_NICE);" \
+    "${SECS}s recorded after ${WARMUP}s; storms: ${STORMS[*]} concurrent full handshakes over $STORM_PROCS clients (nice $STORM_NICE);" \
     "$RUNS rounds, configurations alternated; medians"
 
 total=0
@@ -357,7 +375,7 @@ done
     echo "signatures offloaded / inline: the provider's offload-signature-offloaded and -inline, summed over the" \
         "runs (offload rows only); inline ones ran on the event loop's thread. CPU idle: the share of both" \
         "cores idle (/proc/stat) from the probe's start to the storm's end; a storm that leaves the cores idle" \
-        "is limited by its client, not by the server. Storm client at nice $STORM_NICE."
+        "is limited by its client, not by the server. Storm: $STORM_PROCS client processes at nice $STORM_NICE, sharing its connections."
 } >"$RESULTS/tls-latency.md"
 
 # ---- the plots: CDF and 1 - CDF, one curve per configuration, a column per storm ----
