@@ -221,13 +221,16 @@ measure() { # server, cert, storm, conf, raw file
         # The storm covers the probe's warm-up and its recorded seconds;
         # STORM_PROCS clients share its connections.
         local per=$((storm / STORM_PROCS)) j spids=()
+        if [ "$server" = haproxy ]; then # ab -t takes whole seconds
+            tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {t = w + s + 0.3; printf "%d", t == int(t) ? t : int(t) + 1}')
+        else
+            tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {print w + s + 0.3}')
+        fi
         for ((j = 0; j < STORM_PROCS; j++)); do
             if [ "$server" = haproxy ]; then
-                tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {t = w + s + 0.3; printf "%d", t == int(t) ? t : int(t) + 1}')
                 nice -n "$STORM_NICE" ab -q -f TLS1.3 -c "$per" -t "$tsec" -n 100000000 \
                     "https://127.0.0.1:$PORT/" >"$OUT/storm.$j.out" 2>&1 &
             else
-                tsec=$(awk -v w="$WARMUP" -v s="$SECS" 'BEGIN {print w + s + 0.3}')
                 nice -n "$STORM_NICE" "$REF_CLIENT" --port "$PORT" --conns "$per" --duration "$tsec" \
                     --requests 0 --tls1.3 --groups X25519:P-256 --cafile "$OUT/$cert.crt" \
                     --quiet >"$OUT/storm.$j.out" 2>&1 &

@@ -243,13 +243,6 @@ static void *worker_main(void *arg)
             offload_sleepers_wait(&A.idle, &A.lock);
             continue;
         }
-        if (A.q.count > 0 && now_ns() - yielded >= YIELD_NS) {
-            pthread_mutex_unlock(&A.lock);
-            sched_yield();
-            yielded = now_ns();
-            pthread_mutex_lock(&A.lock);
-            continue;
-        }
         req = offload_queue_pop(&A.q);
         if (req == NULL) {
             /*
@@ -294,6 +287,13 @@ static void *worker_main(void *arg)
         if ((!req->cheap && !deep()) || req->prompt || A.ndone == BATCH_MAX ||
             t - A.done_first_ns >= BATCH_AGE_NS || (A.q.count == 0 && A.running == 0))
             signal_held();
+        /* Back to back with the next request: the core goes first (YIELD_NS). */
+        if (A.q.count > 0 && t - yielded >= YIELD_NS) {
+            pthread_mutex_unlock(&A.lock);
+            sched_yield();
+            yielded = now_ns();
+            pthread_mutex_lock(&A.lock);
+        }
     }
     pthread_mutex_unlock(&A.lock);
     OFFLOAD_DEBUG("worker exits");
