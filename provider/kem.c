@@ -83,17 +83,29 @@ static void kem_job_release(struct offload_req *req)
 }
 
 /*
- * Where a well-formed call goes: |need| and |secneed| are the default's
- * output sizes (0: unknown), |have| and |sechave| the caller's.
+ * Where a well-formed call goes. Only a call bound for a worker asks the
+ * default for its output sizes (|need|, |secneed|: the request's buffers),
+ * so the inline paths cost what the default costs; one whose sizes are
+ * unknown or larger than the caller's buffers (|have|, |sechave|) runs
+ * inline, for the default's own error.
  */
-static enum offload_path kem_path(struct offload_ctxstate *s, size_t need, size_t have,
-                                  size_t secneed, size_t sechave)
+static enum offload_path kem_path(const struct kem_alg *alg, struct offload_ctxstate *s,
+                                  int encaps, void *ctx, const unsigned char *in,
+                                  size_t inlen, size_t *need, size_t have,
+                                  size_t *secneed, size_t sechave)
 {
+    enum offload_path p;
+    int ok;
+
     if (s == NULL)
         return OFFLOAD_PATH_NO_MEMORY;
-    if (need == 0 || need > have || secneed > sechave)
+    if ((p = offload_async_path(OFFLOAD_FAM_KEM, s->cheap)) != OFFLOAD_PATH_OFFLOADED)
+        return p;
+    ok = encaps ? alg->encapsulate(ctx, NULL, need, NULL, secneed)
+                : alg->decapsulate(ctx, NULL, need, in, inlen);
+    if (ok <= 0 || *need == 0 || *need > have || *secneed > sechave)
         return OFFLOAD_PATH_NO_SIZE;
-    return offload_async_path(OFFLOAD_FAM_KEM, s->cheap);
+    return OFFLOAD_PATH_OFFLOADED;
 }
 
 /* Runs the job in |req| (filled in but for the context) and copies its outputs. */
@@ -142,10 +154,8 @@ static int kem_encapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
     s = offload_ctxstate_get(ctx, alg->freectx);
     if (secret == NULL || outlen == NULL || secretlen == NULL)
         p = OFFLOAD_PATH_NO_SIZE; /* the default's own error */
-    else if (s != NULL && alg->encapsulate(ctx, NULL, &need, NULL, &secneed) <= 0)
-        p = OFFLOAD_PATH_NO_SIZE;
     else
-        p = kem_path(s, need, *outlen, secneed, *secretlen);
+        p = kem_path(alg, s, 1, ctx, NULL, 0, &need, *outlen, &secneed, *secretlen);
     if (p == OFFLOAD_PATH_OFFLOADED &&
         (req = offload_req_new(kem_job_run, kem_job_release, OFFLOAD_FAM_KEM,
                                sizeof(*j) + need + secneed)) == NULL)
@@ -176,7 +186,7 @@ static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
     struct offload_ctxstate *s;
     struct offload_req *req = NULL;
     struct kem_job *j;
-    size_t need = 0;
+    size_t need = 0, secneed = 0;
     enum offload_path p;
     int ret;
 
@@ -187,10 +197,8 @@ static int kem_decapsulate(size_t slot, void *ctx, unsigned char *out, size_t *o
     s = offload_ctxstate_get(ctx, alg->freectx);
     if (outlen == NULL || (in == NULL && inlen > 0))
         p = OFFLOAD_PATH_NO_SIZE; /* the default's own answer */
-    else if (s != NULL && alg->decapsulate(ctx, NULL, &need, in, inlen) <= 0)
-        p = OFFLOAD_PATH_NO_SIZE;
     else
-        p = kem_path(s, need, *outlen, 0, 0);
+        p = kem_path(alg, s, 0, ctx, in, inlen, &need, *outlen, &secneed, 0);
     if (p == OFFLOAD_PATH_OFFLOADED &&
         (req = offload_req_new(kem_job_run, kem_job_release, OFFLOAD_FAM_KEM,
                                sizeof(*j) + need + inlen)) == NULL)
