@@ -124,6 +124,15 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 # $1 / $2 to two places; "-" when $2 is not positive.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 
+# The median of the paired ratios of column $3 in files $1 and $2: line i of
+# $1 over line i of $2 (rates of two configurations measured side by side in
+# run i), to two places; "-" when no pair has a positive denominator. A
+# machine whose speed drifts between runs moves both halves of a pair alike.
+paired_ratio() {
+    paste -d' ' "$1" "$2" | awk -v c="$3" '{n = NF / 2; if ($(n + c) > 0) print $c / $(n + c)}' |
+        median | awk '{if ($1 == "nan") print "-"; else printf "%.2f", $1}'
+}
+
 # haproxy_cfg FILE NBTHREAD ASYNC(0/1) CRT PORT [TIMEOUT]: the benchmarks'
 # HAProxy, one TLS listener on 127.0.0.1 that answers "ok"; no session cache
 # and no tickets, so every connection is a full handshake. TIMEOUT (default
