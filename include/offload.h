@@ -18,6 +18,10 @@
  * workers       worker threads (1..256; online CPUs)
  * queue_depth   bounded queue length (1..1048576; 1024)
  * inline_below  cipher updates shorter than this stay inline (0..1048576; 8192)
+ * cipher_gate   1: an update of inline_below bytes or more goes to a worker
+ *               only while that costs the calling thread less than running
+ *               it, as measured per cipher, direction and size class; 0:
+ *               every such update goes (0..1; 1)
  * busy_inline   queued requests per worker from which cheap operations
  *               (P-256, Ed25519, X25519, cipher records) run on the
  *               calling thread instead; 0: never (0..1048576; 1)
@@ -72,6 +76,7 @@
 #define OFFLOAD_CONF_WORKERS        "workers"
 #define OFFLOAD_CONF_QUEUE_DEPTH    "queue_depth"
 #define OFFLOAD_CONF_INLINE_BELOW   "inline_below"
+#define OFFLOAD_CONF_CIPHER_GATE    "cipher_gate"
 #define OFFLOAD_CONF_BUSY_INLINE    "busy_inline"
 #define OFFLOAD_CONF_OFFLOAD        "offload"
 #define OFFLOAD_CONF_SPIN_US        "spin_us"

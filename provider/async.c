@@ -160,6 +160,7 @@ static const char *const path_text[OFFLOAD_PATH_COUNT] = {
     [OFFLOAD_PATH_BUSY] = "inline (cheap, workers busy: busy_inline)",
     [OFFLOAD_PATH_ALONE] = "inline (cheap and alone: same job, nothing in flight)",
     [OFFLOAD_PATH_SMALL] = "inline (under inline_below)",
+    [OFFLOAD_PATH_CHEAPER] = "inline (measured cheaper here: cipher_gate)",
     [OFFLOAD_PATH_TLS_CBC] = "inline (CBC in TLS mode)",
     [OFFLOAD_PATH_STITCHED] = "inline (stitched TLS cipher)",
     [OFFLOAD_PATH_CALLBACK] = "inline (generation calls back into the application)",
@@ -211,6 +212,20 @@ static void pause_job(enum offload_family f)
     ASYNC_pause_job();
 }
 
+/* A pause for |req|, whose submitter may want to know how long it lasted. */
+static void pause_for(struct offload_req *req)
+{
+    uint64_t t;
+
+    if (!req->timed) {
+        pause_job(req->family);
+        return;
+    }
+    t = offload_now_ns();
+    pause_job(req->family);
+    req->paused_ns += offload_now_ns() - t;
+}
+
 enum offload_path offload_async_path_token(void)
 {
     return ASYNC_get_current_job() != NULL ? OFFLOAD_PATH_OFFLOADED : OFFLOAD_PATH_NO_JOB;
@@ -246,7 +261,7 @@ int offload_async_run_on(struct offload_req *req, const struct offload_pool *poo
     if (!submitted && cbmode) {
         /* Queue full: the application retries when it sees EAGAIN. */
         ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_EAGAIN);
-        pause_job(req->family);
+        pause_for(req);
         ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
         submitted = pool->submit(req);
     }
@@ -260,7 +275,7 @@ int offload_async_run_on(struct offload_req *req, const struct offload_pool *poo
              * them all at close): report it with one pause, pre-signalled.
              */
             offload_waiter_signal(w);
-            pause_job(req->family);
+            pause_for(req);
             /* Resumed in a fork()ed child: the token is the parent's to take. */
             if (w->fork_gen ==
                 atomic_load_explicit(&offload_fork_gen, memory_order_relaxed))
@@ -277,7 +292,7 @@ int offload_async_run_on(struct offload_req *req, const struct offload_pool *poo
      * token) resumes exactly this pause, and a job that never yields would
      * keep every other job of the thread waiting behind it.
      */
-    pause_job(req->family);
+    pause_for(req);
     if (req->fork_gen != atomic_load_explicit(&offload_fork_gen, memory_order_relaxed)) {
         /*
          * Resumed in a fork()ed child: the parent's workers will never

@@ -28,6 +28,7 @@ enum offload_path {
     OFFLOAD_PATH_BUSY,       /* cheap, and every worker has busy_inline queued */
     OFFLOAD_PATH_ALONE,      /* cheap, the same job again with nothing else in flight */
     OFFLOAD_PATH_SMALL,      /* a cipher update under inline_below */
+    OFFLOAD_PATH_CHEAPER,    /* a cipher update measured cheaper here (cipher_gate.h) */
     OFFLOAD_PATH_TLS_CBC,    /* CBC in TLS mode: its MAC points into the output */
     OFFLOAD_PATH_STITCHED,   /* a stitched TLS cipher (AES-CBC-HMAC) */
     OFFLOAD_PATH_CALLBACK,   /* RSA keygen: reports progress through the app's callback */

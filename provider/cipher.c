@@ -13,7 +13,9 @@
  *                   record the direction (and "tls-version" of CBC)
  *   SET_CTX_PARAMS  the TLS-capable CBC ciphers: notes "tls-version"
  *   UPDATE, CIPHER  a data update of at least inline_below bytes inside an
- *                   ASYNC_JOB (with other jobs in flight) goes to a worker:
+ *                   ASYNC_JOB (with other jobs in flight) goes to a worker
+ *                   when the gate (cipher_gate.h) has measured that to
+ *                   cost this thread less than running it here:
  *                   the request owns a copy of the input, the worker
  *                   transforms it in place, and the resumed job copies the
  *                   result out, so a job abandoned mid-record never has a
@@ -36,6 +38,7 @@
  * Symmetric key management (OSSL_OP_SKEYMGMT, 3.5) is mirrored as it is,
  * so that EVP_CipherInit_SKEY finds key data our ciphers understand.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/core_names.h>
@@ -44,6 +47,7 @@
 #include <openssl/params.h>
 
 #include "async.h"
+#include "cipher_gate.h"
 #include "ctxstate.h"
 #include "mirror.h"
 
@@ -71,6 +75,7 @@ static const struct {
 };
 #define CIPH_KNOWN (sizeof(ciph_known) / sizeof(ciph_known[0]))
 #define CIPH_SLOTS 16
+_Static_assert(CIPH_SLOTS <= OFFLOAD_GATE_SLOTS, "a gate cell per cipher slot");
 
 struct ciph_alg {
     char name[48]; /* its first name, for the log and the reasons */
@@ -172,11 +177,13 @@ static size_t ciph_payload(const unsigned char *out, const unsigned char *in, si
 
 /*
  * Offloads one update through |req| (ciph_payload bytes of payload);
- * nothing reaches |out| unless the worker succeeded.
+ * nothing reaches |out| unless the worker succeeded. A timed request
+ * reports how long its job was paused in *paused.
  */
 static int ciph_offload(const struct ciph_alg *alg, struct offload_ctxstate *s,
                         struct offload_req *req, int one_shot, unsigned char *out,
-                        size_t *outl, size_t outsize, const unsigned char *in, size_t inl)
+                        size_t *outl, size_t outsize, const unsigned char *in, size_t inl,
+                        uint64_t *paused)
 {
     struct ciph_job *j = (struct ciph_job *)req->payload;
     /* A block cipher holding buffered bytes writes ahead of its input. */
@@ -203,6 +210,7 @@ static int ciph_offload(const struct ciph_alg *alg, struct offload_ctxstate *s,
         memcpy(out, j->buf, j->outl);
         *outl = j->outl;
     }
+    *paused = req->paused_ns;
     offload_req_put(req);
     return ret;
 }
@@ -247,6 +255,22 @@ static inline int big_update(const unsigned char *out, const unsigned char *in,
     return inl >= offload_async_inline_below() && inl > 0 && out != NULL && in != NULL;
 }
 
+/* The log's line when a size class's choice changes. */
+static __attribute__((cold, noinline)) void
+ciph_log_gate(const struct ciph_alg *alg, int enc, size_t inl, int offload)
+{
+    uint32_t here, off;
+    size_t lo = 1;
+
+    while (lo <= inl / 2)
+        lo *= 2;
+    offload_gate_estimates((unsigned)(alg - ciph_algs), enc, inl, &here, &off);
+    offload_log("cipher %s %s updates of %zu..%zu bytes: %" PRIu32 " ns here, %" PRIu32
+                " ns offloaded: %s from now on",
+                alg->name, enc ? "encrypt" : "decrypt", lo, 2 * lo - 1, here, off,
+                offload ? "offloaded" : "inline");
+}
+
 static __attribute__((noinline)) int ciph_big(const struct ciph_alg *alg, void *ctx,
                                               int one_shot, unsigned char *out,
                                               size_t *outl, size_t outsize,
@@ -258,18 +282,40 @@ static __attribute__((noinline)) int ciph_big(const struct ciph_alg *alg, void *
                           : alg->never_offload
                               ? OFFLOAD_PATH_STITCHED
                               : offload_async_path(OFFLOAD_FAM_CIPHER, 1);
+    struct offload_gate_pick g = {.offload = 1};
+    uint64_t t0 = 0, paused = 0;
+    int ret;
 
+    /* A worker could take it: the gate says whether that is the cheaper way. */
+    if (p == OFFLOAD_PATH_OFFLOADED && offload_gate_enabled()) {
+        offload_gate_choose((unsigned)(alg - ciph_algs), s->enc, inl, &g);
+        if (g.changed && offload_log_enabled())
+            ciph_log_gate(alg, s->enc, inl, g.offload);
+        if (!g.offload)
+            p = OFFLOAD_PATH_CHEAPER;
+        if (g.timed)
+            t0 = offload_now_ns();
+    }
     if (p == OFFLOAD_PATH_OFFLOADED) {
         struct offload_req *req =
             offload_req_new(ciph_job_run, ciph_job_release, OFFLOAD_FAM_CIPHER,
                             ciph_payload(out, in, inl));
 
-        if (req != NULL)
-            return ciph_offload(alg, s, req, one_shot, out, outl, outsize, in, inl);
+        if (req != NULL) {
+            req->timed = g.timed;
+            ret =
+                ciph_offload(alg, s, req, one_shot, out, outl, outsize, in, inl, &paused);
+            goto done;
+        }
         p = OFFLOAD_PATH_NO_MEMORY;
+        g.timed = 0;
     }
-    return ciph_here(alg, ctx, s != NULL && s->enc, p, one_shot, out, outl, outsize, in,
-                     inl);
+    ret = ciph_here(alg, ctx, s != NULL && s->enc, p, one_shot, out, outl, outsize, in,
+                    inl);
+done:
+    if (g.timed)
+        offload_gate_note(&g, offload_now_ns() - t0 - paused);
+    return ret;
 }
 
 /*

@@ -128,7 +128,7 @@ int offload_config_parse(const struct offload_config_text *text,
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     const char *stats = text->stats_file, *env;
-    unsigned long debug = 0;
+    unsigned long debug = 0, gate;
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->workers = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
@@ -136,12 +136,15 @@ int offload_config_parse(const struct offload_config_text *text,
     cfg->inline_below = 8192;
     cfg->busy_inline = 1;
     cfg->spin_us = 200;
+    gate = 1;
     cfg->worker_nice = OFFLOAD_WORKER_NICE_DEFAULT;
     cfg->families = ALL_FAMILIES;
     UINT_KEY(OFFLOAD_CONF_WORKERS, text->workers, 1, 256, &cfg->workers);
     UINT_KEY(OFFLOAD_CONF_QUEUE_DEPTH, text->queue_depth, 1, 1u << 20, &cfg->queue_depth);
     UINT_KEY(OFFLOAD_CONF_INLINE_BELOW, text->inline_below, 0, 1u << 20,
              &cfg->inline_below);
+    UINT_KEY(OFFLOAD_CONF_CIPHER_GATE, text->cipher_gate, 0, 1, &gate);
+    cfg->cipher_gate = (int)gate;
     UINT_KEY(OFFLOAD_CONF_BUSY_INLINE, text->busy_inline, 0, 1u << 20, &cfg->busy_inline);
     UINT_KEY(OFFLOAD_CONF_SPIN_US, text->spin_us, 0, 10000, &cfg->spin_us);
     UINT_KEY(OFFLOAD_CONF_WORKER_NICE, text->worker_nice, 0, 19, &cfg->worker_nice);
@@ -198,7 +201,7 @@ int offload_config_parse(const struct offload_config_text *text,
 int offload_config_diff(const struct offload_config *a, const struct offload_config *b,
                         char *buf, size_t len)
 {
-    const char *keys[14];
+    const char *keys[15];
     int n = 0, i;
     size_t used = 0;
 
@@ -208,6 +211,8 @@ int offload_config_diff(const struct offload_config *a, const struct offload_con
         keys[n++] = OFFLOAD_CONF_QUEUE_DEPTH;
     if (a->inline_below != b->inline_below)
         keys[n++] = OFFLOAD_CONF_INLINE_BELOW;
+    if (a->cipher_gate != b->cipher_gate)
+        keys[n++] = OFFLOAD_CONF_CIPHER_GATE;
     if (a->busy_inline != b->busy_inline)
         keys[n++] = OFFLOAD_CONF_BUSY_INLINE;
     if (a->spin_us != b->spin_us)
@@ -249,10 +254,10 @@ void offload_config_format(const struct offload_config *cfg, char *buf, size_t l
             n += (size_t)snprintf(fams + n, sizeof(fams) - n, "%s%s", n > 0 ? "," : "",
                                   family_names[f]);
     snprintf(buf, len,
-             "workers=%u queue_depth=%u inline_below=%zu busy_inline=%u spin_us=%u "
-             "worker_nice=%u worker_policy=%s offload=%s debug=%d",
-             cfg->workers, cfg->queue_depth, cfg->inline_below, cfg->busy_inline,
-             cfg->spin_us, cfg->worker_nice,
+             "workers=%u queue_depth=%u inline_below=%zu cipher_gate=%d busy_inline=%u "
+             "spin_us=%u worker_nice=%u worker_policy=%s offload=%s debug=%d",
+             cfg->workers, cfg->queue_depth, cfg->inline_below, cfg->cipher_gate,
+             cfg->busy_inline, cfg->spin_us, cfg->worker_nice,
              cfg->worker_policy == OFFLOAD_POLICY_IDLE ? "idle" : "normal",
              n > 0 ? fams : "none", cfg->debug);
 }
@@ -266,6 +271,7 @@ void offload_config_report_unknown(const char *provname)
                                         OFFLOAD_CONF_WORKERS,
                                         OFFLOAD_CONF_QUEUE_DEPTH,
                                         OFFLOAD_CONF_INLINE_BELOW,
+                                        OFFLOAD_CONF_CIPHER_GATE,
                                         OFFLOAD_CONF_BUSY_INLINE,
                                         OFFLOAD_CONF_OFFLOAD,
                                         OFFLOAD_CONF_SPIN_US,

@@ -32,6 +32,7 @@ struct offload_config {
     unsigned workers;
     unsigned queue_depth;
     size_t inline_below;
+    int cipher_gate;      /* measured choice for updates of inline_below or more */
     unsigned busy_inline; /* per worker; 0: off */
     unsigned spin_us;
     unsigned worker_nice; /* the workers' nice value: under the caller's */
@@ -47,9 +48,9 @@ struct offload_config {
 
 /* The section's values as the core hands them over; NULL: not set. */
 struct offload_config_text {
-    const char *workers, *queue_depth, *inline_below, *busy_inline, *offload, *spin_us,
-        *worker_nice, *worker_policy, *debug, *stats_file, *stats_format, *pkcs11_module,
-        *pkcs11_threads, *pkcs11_pin_file;
+    const char *workers, *queue_depth, *inline_below, *cipher_gate, *busy_inline,
+        *offload, *spin_us, *worker_nice, *worker_policy, *debug, *stats_file,
+        *stats_format, *pkcs11_module, *pkcs11_threads, *pkcs11_pin_file;
 };
 
 /*

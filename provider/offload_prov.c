@@ -18,6 +18,7 @@
 
 #include "accel/accel.h"
 #include "async.h"
+#include "cipher_gate.h"
 #include "config.h"
 #include "ctxstate.h"
 #include "decoder_p11uri.h"
@@ -57,6 +58,7 @@ static int read_config(const OSSL_CORE_HANDLE *handle, struct offload_config *cf
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_WORKERS, (char **)&t.workers, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_QUEUE_DEPTH, (char **)&t.queue_depth, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_INLINE_BELOW, (char **)&t.inline_below, 0),
+        OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_CIPHER_GATE, (char **)&t.cipher_gate, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_BUSY_INLINE, (char **)&t.busy_inline, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_OFFLOAD, (char **)&t.offload, 0),
         OSSL_PARAM_utf8_ptr(OFFLOAD_CONF_SPIN_US, (char **)&t.spin_us, 0),
@@ -333,6 +335,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         offload_log_init(cfg.debug);
         offload_async_configure(cfg.families, cfg.busy_inline, cfg.workers,
                                 cfg.inline_below);
+        offload_gate_configure(cfg.cipher_gate);
         offload_errors_load();
     } else {
         report_not_applied(&cfg);

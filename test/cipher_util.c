@@ -328,8 +328,9 @@ int cipher_group_setup(void **state)
     if (!ASYNC_init_thread(2 * CIPHER_MAX_JOBS, 0))
         return -1;
     /* busy_inline = 0: every cheap job pauses, however deep the queue (test_saturation
-     * checks the rule). */
-    if (!test_env_open(&CS.env, "inline_below = 1024\nbusy_inline = 0\n"))
+     * checks the rule); cipher_gate = 0: every record of 1 KiB or more is offloaded. */
+    if (!test_env_open(&CS.env,
+                       "inline_below = 1024\nbusy_inline = 0\ncipher_gate = 0\n"))
         return -1;
     if ((CS.defctx = test_ref_open(&CS.defprov)) == NULL)
         return -1;

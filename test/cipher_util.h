@@ -11,7 +11,9 @@
  * inline_below = 1024 (the first instance's configuration rules the
  * process): records of 1 KiB and more are offloaded when jobs are in
  * flight; busy_inline = 0: every cheap job pauses, however deep the queue
- * (test_saturation checks the rule).
+ * (test_saturation checks the rule); cipher_gate = 0: whatever the
+ * records cost here, they go to the workers (test_unit_gate tests the
+ * gate's choice).
  */
 #ifndef OFFLOAD_TEST_CIPHER_UTIL_H
 #define OFFLOAD_TEST_CIPHER_UTIL_H

@@ -6,7 +6,8 @@
  * The provider's sources are compiled into the fuzzer (instrumented, so
  * libFuzzer sees their coverage) and registered as the built-in provider
  * "offload" of a library context whose configuration sets inline_below = 0
- * (every data update inside a job may go to a worker). scripts/test builds
+ * and cipher_gate = 0 (every data update inside a job may go to a worker,
+ * whatever it costs). scripts/test builds
  * and runs it:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
@@ -664,7 +665,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(fd >= 0 && (f = fdopen(fd, "w")) != NULL);
     fprintf(f, "openssl_conf = init\n[init]\nproviders = provs\n"
                "[provs]\ndefault = dflt\noffload = offl\n[dflt]\nactivate = 1\n"
-               "[offl]\nactivate = 1\ninline_below = 0\nworkers = 2\nqueue_depth = 64\n");
+               "[offl]\nactivate = 1\ninline_below = 0\ncipher_gate = 0\nworkers = 2\n"
+               "queue_depth = 64\n");
     fclose(f);
     CHECK(OSSL_LIB_CTX_load_config(F.off, path) > 0);
     unlink(path);

@@ -69,6 +69,7 @@ static const struct badconf badconfs[] = {
     {"workers = 257\n", "workers = \"257\""},
     {"queue_depth = -1\n", "queue_depth = \"-1\""},
     {"inline_below = 12k\n", "inline_below = \"12k\""},
+    {"cipher_gate = 2\n", "cipher_gate = \"2\""},
     {"spin_us = 10001\n", "spin_us = \"10001\""},
     {"worker_nice = 20\n", "worker_nice = \"20\""},
     {"worker_policy = fifo\n", "worker_policy = \"fifo\""},

@@ -467,7 +467,9 @@ static int group_setup(void **state)
     int ok;
 
     (void)state;
-    if (!test_env_open(&S.env, "busy_inline = 0\ninline_below = " INLINE_BELOW "\n"))
+    if (!test_env_open(&S.env,
+                       "busy_inline = 0\ncipher_gate = 0\ninline_below = " INLINE_BELOW
+                       "\n"))
         return -1;
     memset(S.key, 0x11, sizeof(S.key));
     memset(S.iv, 0x22, sizeof(S.iv));

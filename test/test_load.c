@@ -424,9 +424,11 @@ static int group_setup(void **state)
     }
     if (!ASYNC_init_thread(LONG_JOBS + 16, 0))
         return -1;
-    /* busy_inline = 0: every job must pause, however deep the queue. */
+    /* busy_inline = 0: every job must pause, however deep the queue; cipher_gate = 0:
+     * every record goes to a worker, however cheap it is here. */
     if (!test_env_open(&S.env,
-                       "queue_depth = 16384\ninline_below = 512\nbusy_inline = 0\n"))
+                       "queue_depth = 16384\ninline_below = 512\nbusy_inline = 0\n"
+                       "cipher_gate = 0\n"))
         return -1;
     if ((S.defctx = test_ref_open(&S.defprov)) == NULL)
         return -1;

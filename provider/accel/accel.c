@@ -51,7 +51,7 @@ static struct {
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static uint64_t now_ns(void)
+uint64_t offload_now_ns(void)
 {
     struct timespec ts;
 
@@ -86,7 +86,7 @@ static void worker_idle(int after_cheap)
     unsigned waiting = out > busy ? out - busy : 0;
 
     if (after_cheap && A.cfg.spin_us > 0 && A.nspin < waiting) {
-        uint64_t deadline = now_ns() + (uint64_t)A.cfg.spin_us * 1000u;
+        uint64_t deadline = offload_now_ns() + (uint64_t)A.cfg.spin_us * 1000u;
         unsigned i = 0;
 
         A.nspin++;
@@ -94,7 +94,7 @@ static void worker_idle(int after_cheap)
         while (atomic_load_explicit(&A.qlen, memory_order_relaxed) == 0) {
             cpu_relax();
             if ((++i & 63) == 0) {
-                if (now_ns() > deadline)
+                if (offload_now_ns() > deadline)
                     break;
                 sched_yield();
             }
@@ -250,7 +250,7 @@ static void *worker_main(void *arg)
              * stopping, whoever leaves first takes it.
              */
             if (A.ndone > 0 && (A.running == A.costly || A.stopping ||
-                                now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
+                                offload_now_ns() - A.done_first_ns >= BATCH_AGE_NS)) {
                 signal_held();
                 continue;
             }
@@ -275,7 +275,7 @@ static void *worker_main(void *arg)
         offload_req_execute(req);
         if (req->result <= 0)
             offload_count(req->family, OFFLOAD_ST_FAILED);
-        t = now_ns();
+        t = offload_now_ns();
         last_cheap = req->cheap;
 
         pthread_mutex_lock(&A.lock);
@@ -291,7 +291,7 @@ static void *worker_main(void *arg)
         if (A.q.count > 0 && t - yielded >= YIELD_NS) {
             pthread_mutex_unlock(&A.lock);
             sched_yield();
-            yielded = now_ns();
+            yielded = offload_now_ns();
             pthread_mutex_lock(&A.lock);
         }
     }

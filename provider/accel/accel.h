@@ -62,6 +62,8 @@ struct offload_req {
     const char *alg, *op; /* what it is, for the debug log ("RSA", "sign"); static */
     int cheap;  /* well under BATCH_AGE: its completion may be signalled in a batch */
     int prompt; /* signalled at once, never held: its job's next request waits on it */
+    int timed;  /* the submitter measures its own time: paused_ns is kept */
+    uint64_t paused_ns;   /* how long the submitting job was paused (when timed) */
     unsigned fork_gen;    /* offload_fork_gen when submitted */
     _Atomic int executed; /* run finished (result valid), maybe not yet signalled */
     int result;
@@ -75,6 +77,9 @@ struct offload_req {
     /* Family payload follows (see offload_req_new). */
     _Alignas(16) unsigned char payload[];
 };
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t offload_now_ns(void);
 
 /*
  * A new request with |payload_size| bytes of payload and one reference.
