@@ -79,7 +79,8 @@ void offload_gate_choose(unsigned slot, int enc, size_t inl,
         atomic_store_explicit(&g->prefer, 1u + (unsigned)better, memory_order_relaxed);
         pick->changed = 1;
     }
-    if (tick % OFFLOAD_GATE_EXPLORE == 0) {
+    /* Exploring, unless the choice just changed (the log names the new one). */
+    if (tick % OFFLOAD_GATE_EXPLORE == 0 && !pick->changed) {
         pick->offload = !better;
         pick->timed = 1;
         return;
