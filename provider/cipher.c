@@ -257,18 +257,17 @@ static inline int big_update(const unsigned char *out, const unsigned char *in,
 
 /* The log's line when a size class's choice changes. */
 static __attribute__((cold, noinline)) void
-ciph_log_gate(const struct ciph_alg *alg, int enc, size_t inl, int offload)
+ciph_log_gate(const struct ciph_alg *alg, int enc, size_t inl,
+              const struct offload_gate_pick *g)
 {
     uint32_t here, off;
-    size_t lo = 1;
+    size_t lo = g->class_bytes;
 
-    while (lo <= inl / 2)
-        lo *= 2;
     offload_gate_estimates((unsigned)(alg - ciph_algs), enc, inl, &here, &off);
     offload_log("cipher %s %s updates of %zu..%zu bytes: %" PRIu32 " ns here, %" PRIu32
                 " ns offloaded: %s from now on",
                 alg->name, enc ? "encrypt" : "decrypt", lo, 2 * lo - 1, here, off,
-                offload ? "offloaded" : "inline");
+                g->offload ? "offloaded" : "inline");
 }
 
 static __attribute__((noinline)) int ciph_big(const struct ciph_alg *alg, void *ctx,
@@ -290,7 +289,7 @@ static __attribute__((noinline)) int ciph_big(const struct ciph_alg *alg, void *
     if (p == OFFLOAD_PATH_OFFLOADED && offload_gate_enabled()) {
         offload_gate_choose((unsigned)(alg - ciph_algs), s->enc, inl, &g);
         if (g.changed && offload_log_enabled())
-            ciph_log_gate(alg, s->enc, inl, g.offload);
+            ciph_log_gate(alg, s->enc, inl, &g);
         if (!g.offload)
             p = OFFLOAD_PATH_CHEAPER;
         if (g.timed)

@@ -28,12 +28,18 @@ int offload_gate_enabled(void)
     return gate_on;
 }
 
+/* The size class of |inl|: floor(log2), the last class taking every larger size. */
+static unsigned class_of(size_t inl)
+{
+    unsigned c = inl > 1 ? 63u - (unsigned)__builtin_clzll((unsigned long long)inl) : 0;
+
+    return c < OFFLOAD_GATE_CLASSES ? c : OFFLOAD_GATE_CLASSES - 1;
+}
+
 static unsigned cell_of(unsigned slot, int enc, size_t inl)
 {
-    unsigned c = 0;
+    unsigned c = class_of(inl);
 
-    while (c + 1 < OFFLOAD_GATE_CLASSES && inl >> (c + 1) != 0)
-        c++;
     if (slot >= OFFLOAD_GATE_SLOTS)
         slot = OFFLOAD_GATE_SLOTS - 1;
     return (slot * 2 + (enc != 0)) * OFFLOAD_GATE_CLASSES + c;
@@ -49,6 +55,7 @@ void offload_gate_choose(unsigned slot, int enc, size_t inl,
     int better;
 
     pick->cell = cell_of(slot, enc, inl);
+    pick->class_bytes = (size_t)1 << class_of(inl);
     pick->changed = 0;
     g = &cells[pick->cell];
     n_here = atomic_load_explicit(&g->samples[0], memory_order_relaxed);
@@ -101,7 +108,7 @@ void offload_gate_note(const struct offload_gate_pick *pick, uint64_t ns)
     old = atomic_load_explicit(&g->cost[k], memory_order_relaxed);
     if (old != 0)
         v = old - old / 8 + v / 8;
-    atomic_store_explicit(&g->cost[k], v != 0 ? v : 1, memory_order_relaxed);
+    atomic_store_explicit(&g->cost[k], v, memory_order_relaxed);
     n = atomic_load_explicit(&g->samples[k], memory_order_relaxed);
     if (n < OFFLOAD_GATE_WARM)
         atomic_store_explicit(&g->samples[k], n + 1, memory_order_relaxed);
