@@ -42,6 +42,8 @@ p11_remote_start() {
     export SOFTHSM2_CONF=$tokdir/softhsm2.conf
     # setsid: the server leads its own process group (run from a script, with
     # no job control, setsid execs in place, so $! is the server's pid).
+    # A socket or log left by an earlier server must not pass for this one.
+    rm -f "$dir/p11.sock" "$dir/p11-server.log"
     XDG_RUNTIME_DIR=$dir setsid p11-kit server -f --provider "$P11_SOFTHSM" \
         -n "$dir/p11.sock" "pkcs11:token=edge" >"$dir/p11-server.log" 2>&1 </dev/null &
     P11_SERVER_PID=$!

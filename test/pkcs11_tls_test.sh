@@ -71,6 +71,9 @@ start_server() {
     local conf=$1 stats=$2 try i
     for ((try = 0; try < 10; try++)); do
         PORT=$((20000 + RANDOM % 30000))
+        # Emptied here, before the server starts: the loop below must not
+        # read the last server's ACCEPT while this one is still starting.
+        : >"$DIR/server.log"
         OPENSSL_CONF=$conf OFFLOAD_STATS_FILE=$stats \
             "${SAN_ENV[@]}" openssl s_server -async -accept "127.0.0.1:$PORT" -www \
             -cert "$DIR/rsa.crt" -key "$DIR/rsa.key.pem" \
