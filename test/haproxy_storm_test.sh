@@ -66,7 +66,7 @@ nfds() { ls "/proc/$HAP_PID/fd" 2>/dev/null | wc -l; }
 alive() { kill -0 "$HAP_PID" 2>/dev/null; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 stat_of() { stat_in "$DIR/stats" "$1"; }
-fresh_stats() { sleep 1.2; } # the provider rewrites the file twice a second
+fresh_stats() { stats_settle "$DIR/stats"; }
 
 start_haproxy() {
     local try i

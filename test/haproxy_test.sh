@@ -53,7 +53,7 @@ echo "with the generated config: $providers"
 echo "$providers" | grep -qw offload || { echo "FAIL: haproxy does not load offload from OPENSSL_CONF"; exit 1; }
 
 stat_of() { stat_in "$DIR/stats" "$1"; } # counter -> value from HAProxy's stats file
-fresh_stats() { sleep 1.2; } # the provider rewrites the file twice a second
+fresh_stats() { stats_settle "$DIR/stats"; }
 
 hap_cmd() { # a command on HAProxy's stats socket
     python3 - "$DIR/hap.sock" "$1" <<'EOF'

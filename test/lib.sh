@@ -96,6 +96,23 @@ stat_in() {
     echo "${v:-0}"
 }
 
+# stats_settle FILE: returns once the provider has replaced FILE twice since
+# the call (the first replacement may hold counters read before it), so the
+# counters read next include everything done before the call; gives up after
+# 15 s. A fixed sleep is not enough on a loaded machine (sanitizer legs).
+stats_settle() {
+    local f=$1 last now seen=0 i
+    last=$(stat -c %.9Y "$f" 2>/dev/null || echo none)
+    for ((i = 0; i < 300 && seen < 2; i++)); do
+        sleep 0.05
+        now=$(stat -c %.9Y "$f" 2>/dev/null || echo none)
+        if [ "$now" != "$last" ]; then
+            seen=$((seen + 1))
+            last=$now
+        fi
+    done
+}
+
 # fail MESSAGE: prints it and counts it in FAILS.
 FAILS=0
 fail() {

@@ -153,7 +153,7 @@ handshakes() {
 
 check_stats() {
     local what=$1 stats=$2 off
-    sleep 1.2 # rewritten twice a second
+    stats_settle "$stats"
     off=$(stat_in "$stats" offload-signature-offloaded)
     echo "  $what: signature offloaded=$off inline=$(stat_in "$stats" offload-signature-inline)" \
         "pauses=$(stat_in "$stats" offload-signature-pauses)" \

@@ -122,7 +122,7 @@ handshakes() {
 # check_stats WHAT FILE N: the server's counters after N handshakes.
 check_stats() {
     local what=$1 stats=$2 n=$3 off inl
-    sleep 1.2 # rewritten twice a second
+    stats_settle "$stats"
     off=$(stat_in "$stats" offload-signature-offloaded)
     inl=$(stat_in "$stats" offload-signature-inline)
     echo "  $what: signature offloaded=$off inline=$inl" \

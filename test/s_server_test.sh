@@ -148,7 +148,7 @@ done
 # alternating as above: TLS 1.2 RSA key transport (the server decrypts the
 # premaster secret, family asymcipher), TLS 1.2 DHE and TLS 1.3 ffdhe2048
 # (keyexch, keygen). Counted before and after, from the stats file.
-sleep 1.2
+stats_settle "$DIR/stats"
 kx_before_asym=$(stat_of offload-asymcipher-offloaded)
 kx_before_dh=$(stat_of offload-keyexch-offloaded)
 kem_ops=$(($(stat_of offload-kem-offloaded) + $(stat_of offload-kem-inline)))
@@ -160,8 +160,7 @@ for ((r = 0; r < REPS; r++)); do
 done
 echo "$n requests made"
 
-# The stats file is rewritten twice a second.
-sleep 1.2
+stats_settle "$DIR/stats"
 kill -0 "$SRV_PID" 2>/dev/null || fail "s_server exited: $(tail -5 "$DIR/server.log")"
 accepts=$(grep -c '^ACCEPT' "$DIR/server.log")
 echo "server stats file:"
