@@ -261,7 +261,7 @@ ciph_log_gate(const struct ciph_alg *alg, int enc, size_t inl,
               const struct offload_gate_pick *g)
 {
     uint32_t here, off;
-    size_t lo = g->class_bytes;
+    size_t lo = offload_gate_class_bytes(g);
 
     offload_gate_estimates((unsigned)(alg - ciph_algs), enc, inl, &here, &off);
     offload_log("cipher %s %s updates of %zu..%zu bytes: %" PRIu32 " ns here, %" PRIu32

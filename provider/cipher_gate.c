@@ -55,7 +55,6 @@ void offload_gate_choose(unsigned slot, int enc, size_t inl,
     int better;
 
     pick->cell = cell_of(slot, enc, inl);
-    pick->class_bytes = (size_t)1 << class_of(inl);
     pick->changed = 0;
     g = &cells[pick->cell];
     n_here = atomic_load_explicit(&g->samples[0], memory_order_relaxed);

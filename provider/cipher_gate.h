@@ -54,12 +54,17 @@
 
 /* What the gate says for one update. */
 struct offload_gate_pick {
-    unsigned cell;      /* the class's index, for offload_gate_note */
-    size_t class_bytes; /* the smallest size of the class, for the log */
-    int offload;        /* 1: send it to a worker; 0: run it here */
-    int timed;          /* 1: time it and offload_gate_note the result */
-    int changed;        /* 1: the class's choice is new (for the debug log) */
+    unsigned cell; /* the class's index, for offload_gate_note */
+    int offload;   /* 1: send it to a worker; 0: run it here */
+    int timed;     /* 1: time it and offload_gate_note the result */
+    int changed;   /* 1: the class's choice is new (for the debug log) */
 };
+
+/* The smallest update size of |pick|'s class (for the debug log). */
+static inline size_t offload_gate_class_bytes(const struct offload_gate_pick *pick)
+{
+    return (size_t)1 << (pick->cell % OFFLOAD_GATE_CLASSES);
+}
 
 /* On (1, the default) or off; set by the provider core at its first init. */
 void offload_gate_configure(int on);
