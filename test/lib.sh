@@ -120,6 +120,44 @@ fail() {
     FAILS=$((FAILS + 1))
 }
 
+# s_server_start LOG CONF STATS ARGS...: openssl s_server -async on a
+# random port of 127.0.0.1 with OPENSSL_CONF=CONF, OFFLOAD_STATS_FILE=STATS,
+# the sanitizer environment (SAN_ENV) and ARGS; its output in LOG. Sets
+# PORT and SRV_PID once it prints ACCEPT; tries another port when the
+# chosen one is taken; 1 (LOG printed) when it does not start.
+s_server_start() {
+    local log=$1 conf=$2 stats=$3 try i
+    shift 3
+    for ((try = 0; try < 10; try++)); do
+        PORT=$((20000 + RANDOM % 30000))
+        # Emptied here, before the server starts: the loop below must not
+        # read the last server's ACCEPT while this one is still starting.
+        : >"$log"
+        OPENSSL_CONF=$conf OFFLOAD_STATS_FILE=$stats "${SAN_ENV[@]}" \
+            openssl s_server -async -accept "127.0.0.1:$PORT" "$@" >"$log" 2>&1 </dev/null &
+        SRV_PID=$!
+        for ((i = 0; i < 100; i++)); do
+            grep -q '^ACCEPT' "$log" 2>/dev/null && return 0
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        s_server_stop
+        grep -q 'Address already in use' "$log" || break
+    done
+    echo "FAIL: s_server did not start:"
+    cat "$log"
+    return 1
+}
+
+# s_server_stop: ends the server s_server_start started, if any.
+s_server_stop() {
+    if [ -n "${SRV_PID:-}" ]; then
+        kill "$SRV_PID" 2>/dev/null
+        wait "$SRV_PID" 2>/dev/null
+    fi
+    SRV_PID=
+}
+
 # ---- for the benchmarks (scripts/bench_*.sh) ----
 
 # A free port on 127.0.0.1 (bash /dev/tcp: refused means nobody listens).

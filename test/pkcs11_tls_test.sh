@@ -31,15 +31,8 @@ source "$HERE/p11_remote.sh"
 
 DIR=$(mktemp -d)
 SRV_PID=
-stop_server() {
-    if [ -n "$SRV_PID" ]; then
-        kill "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-    fi
-    SRV_PID=
-}
 cleanup() {
-    stop_server
+    s_server_stop
     p11_remote_stop
     rm -rf "$DIR"
 }
@@ -67,30 +60,14 @@ done
 echo "certificates self-signed by the token's keys through their key-URI files"
 
 # Starts s_server with config $1 (stats into $2), RSA certificate and -dcert P-256.
+# start_server CONF STATS: s_server -async with the token keys' URI files.
 start_server() {
-    local conf=$1 stats=$2 try i
-    for ((try = 0; try < 10; try++)); do
-        PORT=$((20000 + RANDOM % 30000))
-        # Emptied here, before the server starts: the loop below must not
-        # read the last server's ACCEPT while this one is still starting.
-        : >"$DIR/server.log"
-        OPENSSL_CONF=$conf OFFLOAD_STATS_FILE=$stats \
-            "${SAN_ENV[@]}" openssl s_server -async -accept "127.0.0.1:$PORT" -www \
-            -cert "$DIR/rsa.crt" -key "$DIR/rsa.key.pem" \
-            -dcert "$DIR/ec.crt" -dkey "$DIR/ec.key.pem" \
-            >"$DIR/server.log" 2>&1 </dev/null &
-        SRV_PID=$!
-        for ((i = 0; i < 100; i++)); do
-            grep -q '^ACCEPT' "$DIR/server.log" 2>/dev/null && return 0
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        stop_server
-        grep -q 'Address already in use' "$DIR/server.log" || break
-    done
-    fail "s_server did not start:"
-    cat "$DIR/server.log"
-    return 1
+    s_server_start "$DIR/server.log" "$1" "$2" -www \
+        -cert "$DIR/rsa.crt" -key "$DIR/rsa.key.pem" \
+        -dcert "$DIR/ec.crt" -dkey "$DIR/ec.key.pem" || {
+        FAILS=$((FAILS + 1))
+        return 1
+    }
 }
 
 # handshakes WHAT: REPS TLS 1.3 handshakes per signature scheme, each a -www request.
@@ -141,7 +118,7 @@ if start_server "$DIR/local.cnf" "$DIR/local.stats"; then
     handshakes "local token"
     check_stats "local token" "$DIR/local.stats" "$HANDSHAKES"
     kill -0 "$SRV_PID" 2>/dev/null || fail "local token: s_server exited"
-    stop_server
+    s_server_stop
 fi
 
 # ---- 2. the same token through p11-kit server / p11-kit-client.so ----
@@ -155,7 +132,7 @@ if p11_remote_start "$DIR/remote" "$DIR"; then
         handshakes "remote token"
         check_stats "remote token" "$DIR/remote.stats" "$HANDSHAKES"
         kill -0 "$SRV_PID" 2>/dev/null || fail "remote token: s_server exited"
-        stop_server
+        s_server_stop
     fi
     p11_remote_stop
 else

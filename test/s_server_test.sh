@@ -25,10 +25,7 @@ REPS=${REPS:-3}
 DIR=$(mktemp -d)
 SRV_PID=
 cleanup() {
-    if [ -n "$SRV_PID" ]; then
-        kill "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-    fi
+    s_server_stop
     rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -50,34 +47,8 @@ stat_of() { stat_in "$DIR/stats" "$1"; } # counter -> value from the server's st
 
 # Starts s_server on a free port: RSA certificate first, P-256 one as the
 # second (-dcert), chosen by the client's signature algorithms.
-start_server() {
-    local try
-    for ((try = 0; try < 10; try++)); do
-        PORT=$((20000 + RANDOM % 30000))
-        # Emptied here, before the server starts: the loop below must not
-        # read the last server's ACCEPT while this one is still starting.
-        : >"$DIR/server.log"
-        OPENSSL_CONF=$DIR/offload.cnf OFFLOAD_STATS_FILE=$DIR/stats \
-            "${SAN_ENV[@]}" openssl s_server -async -accept "127.0.0.1:$PORT" -www \
-            -cert "$DIR/rsa.crt" -key "$DIR/rsa.key" -dcert "$DIR/ec.crt" -dkey "$DIR/ec.key" \
-            >"$DIR/server.log" 2>&1 </dev/null &
-        SRV_PID=$!
-        local i
-        for ((i = 0; i < 100; i++)); do
-            grep -q '^ACCEPT' "$DIR/server.log" 2>/dev/null && return 0
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-        SRV_PID=
-    done
-    echo "FAIL: s_server did not start:"
-    cat "$DIR/server.log"
-    exit 1
-}
-
-start_server
+s_server_start "$DIR/server.log" "$DIR/offload.cnf" "$DIR/stats" -www \
+    -cert "$DIR/rsa.crt" -key "$DIR/rsa.key" -dcert "$DIR/ec.crt" -dkey "$DIR/ec.key" || exit 1
 echo "s_server -async on 127.0.0.1:$PORT (pid $SRV_PID)"
 
 # Groups every request cycles through: the client's defaults (OpenSSL 3.5
