@@ -120,13 +120,26 @@ fail() {
     FAILS=$((FAILS + 1))
 }
 
+# wait_ready PID CMD...: runs CMD every 0.05 s, for up to 5 s, while
+# process PID lives; 0 as soon as CMD succeeds, 1 when PID died or time ran out.
+wait_ready() {
+    local pid=$1 i
+    shift
+    for ((i = 0; i < 100; i++)); do
+        "$@" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
 # s_server_start LOG CONF STATS ARGS...: openssl s_server -async on a
 # random port of 127.0.0.1 with OPENSSL_CONF=CONF, OFFLOAD_STATS_FILE=STATS,
 # the sanitizer environment (SAN_ENV) and ARGS; its output in LOG. Sets
 # PORT and SRV_PID once it prints ACCEPT; tries another port when the
 # chosen one is taken; 1 (LOG printed) when it does not start.
 s_server_start() {
-    local log=$1 conf=$2 stats=$3 try i
+    local log=$1 conf=$2 stats=$3 try
     shift 3
     for ((try = 0; try < 10; try++)); do
         PORT=$((20000 + RANDOM % 30000))
@@ -136,11 +149,7 @@ s_server_start() {
         OPENSSL_CONF=$conf OFFLOAD_STATS_FILE=$stats "${SAN_ENV[@]}" \
             openssl s_server -async -accept "127.0.0.1:$PORT" "$@" >"$log" 2>&1 </dev/null &
         SRV_PID=$!
-        for ((i = 0; i < 100; i++)); do
-            grep -q '^ACCEPT' "$log" 2>/dev/null && return 0
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            sleep 0.05
-        done
+        wait_ready "$SRV_PID" grep -q '^ACCEPT' "$log" && return 0
         s_server_stop
         grep -q 'Address already in use' "$log" || break
     done

@@ -69,11 +69,12 @@ done
 echo "crt files: a token-signed certificate and the key-URI file of its key"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+listening_both() { listening "$PORT_RSA" && listening "$PORT_EC"; }
 
 # Starts HAProxy with OPENSSL_CONF=$1, stats file $2: RSA frontend on
 # PORT_RSA, P-256 on PORT_EC.
 start_haproxy() {
-    local conf=$1 stats=$2 try i
+    local conf=$1 stats=$2 try
     for ((try = 0; try < 10; try++)); do
         PORT_RSA=$((20000 + RANDOM % 30000))
         PORT_EC=$((PORT_RSA + 1))
@@ -103,11 +104,7 @@ EOF
         OPENSSL_CONF=$conf OFFLOAD_STATS_FILE=$stats \
             "${SAN_ENV[@]}" haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy.log" 2>&1 </dev/null &
         HAP_PID=$!
-        for ((i = 0; i < 100; i++)); do
-            listening $PORT_RSA && listening $PORT_EC && return 0
-            kill -0 "$HAP_PID" 2>/dev/null || break
-            sleep 0.05
-        done
+        wait_ready "$HAP_PID" listening_both && return 0
         stop_haproxy
         grep -qi 'address already in use\|cannot bind' "$DIR/haproxy.log" || break
     done

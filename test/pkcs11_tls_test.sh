@@ -59,8 +59,8 @@ for k in rsa ec; do
 done
 echo "certificates self-signed by the token's keys through their key-URI files"
 
-# Starts s_server with config $1 (stats into $2), RSA certificate and -dcert P-256.
-# start_server CONF STATS: s_server -async with the token keys' URI files.
+# start_server CONF STATS: s_server -async with config CONF (stats into STATS),
+# the token keys' URI files: the RSA certificate, and P-256 as -dcert.
 start_server() {
     s_server_start "$DIR/server.log" "$1" "$2" -www \
         -cert "$DIR/rsa.crt" -key "$DIR/rsa.key.pem" \
